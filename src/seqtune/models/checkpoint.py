@@ -1,0 +1,217 @@
+"""Reading and writing Hugging Face-format checkpoint directories.
+
+A checkpoint directory holds `config.json`, weights in `model.safetensors` (or `pytorch_model.bin`)
+and tokenizer files. Encoder weights use Hugging Face names (`bert.encoder.layer.0.attention.self.query
+.weight`, ...); this module maps them to our module names (`layers.0.attention.qkv.weight`, with query,
+key and value fused) and back. Head weights keep their Hugging Face names (`classifier.weight`, ...):
+our head modules are named so that their state-dict keys already are those names.
+
+Loading is strict: an encoder weight that is missing or left over is an error that lists them.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+from safetensors.torch import load_file, save_file
+
+from seqtune.errors import SeqtuneError
+from seqtune.models.encoder import EncoderConfig
+
+WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin")
+
+# Hugging Face name (inside encoder.layer.N.) -> our name (inside layers.N.)
+LAYER_KEYS = {
+    "attention.output.dense": "attention.out",
+    "attention.output.LayerNorm": "attention_norm",
+    "intermediate.dense": "ffn_in",
+    "output.dense": "ffn_out",
+    "output.LayerNorm": "ffn_norm",
+}
+EMBEDDING_KEYS = {
+    "word_embeddings": "word",
+    "position_embeddings": "position",
+    "token_type_embeddings": "token_type",
+    "LayerNorm": "norm",
+}
+QKV = ("query", "key", "value")
+# Buffers some checkpoints carry that hold no learnt weights.
+IGNORED_KEYS = ("embeddings.position_ids",)
+ENCODER_PREFIXES = ("embeddings.", "encoder.", "pooler.")
+
+
+def read_config(model_dir: str | Path) -> dict:
+    path = Path(model_dir) / "config.json"
+    if not Path(model_dir).is_dir():
+        raise SeqtuneError(f"model directory {str(model_dir)!r} does not exist.")
+    if not path.is_file():
+        raise SeqtuneError(
+            f"{model_dir} has no config.json; a Hugging Face checkpoint directory needs config.json, "
+            f"weights ({' or '.join(WEIGHT_FILES)}) and tokenizer files."
+        )
+    try:
+        return json.loads(path.read_text())
+    except json.JSONDecodeError as e:
+        raise SeqtuneError(f"{path} is not valid JSON: {e}") from None
+
+
+def read_weights(model_dir: str | Path) -> dict[str, torch.Tensor]:
+    model_dir = Path(model_dir)
+    for name in WEIGHT_FILES:
+        path = model_dir / name
+        if path.is_file():
+            if name.endswith(".safetensors"):
+                return load_file(path)
+            return torch.load(path, map_location="cpu", weights_only=True)
+    raise SeqtuneError(
+        f"{model_dir} has no weights: expected one of {', '.join(WEIGHT_FILES)} "
+        "(sharded checkpoints are not supported)."
+    )
+
+
+def _normalise_legacy_names(key: str) -> str:
+    # Checkpoints converted from TensorFlow name LayerNorm parameters gamma/beta.
+    return key.replace("LayerNorm.gamma", "LayerNorm.weight").replace("LayerNorm.beta", "LayerNorm.bias")
+
+
+def encoder_key_from_hf(key: str) -> str | None:
+    """`encoder.layer.3.output.dense.weight` -> `layers.3.ffn_out.weight`; None if not an encoder key.
+
+    Query/key/value keys return `layers.N.attention.<query|key|value>.<param>`; they are fused later.
+    """
+    parts = key.split(".")
+    if parts[0] == "embeddings" and len(parts) == 3 and parts[1] in EMBEDDING_KEYS:
+        return f"embeddings.{EMBEDDING_KEYS[parts[1]]}.{parts[2]}"
+    if parts[0] == "pooler" and key in ("pooler.dense.weight", "pooler.dense.bias"):
+        return key
+    if parts[:2] == ["encoder", "layer"] and len(parts) >= 5 and parts[2].isdigit():
+        inner, param = ".".join(parts[3:-1]), parts[-1]
+        if inner in LAYER_KEYS:
+            return f"layers.{parts[2]}.{LAYER_KEYS[inner]}.{param}"
+        if inner.startswith("attention.self.") and inner.split(".")[-1] in QKV:
+            return f"layers.{parts[2]}.attention.{inner.split('.')[-1]}.{param}"
+    return None
+
+
+@dataclass
+class SplitCheckpoint:
+    """A checkpoint's tensors, divided into encoder weights (our names) and everything else."""
+
+    encoder: dict[str, torch.Tensor]
+    other: dict[str, torch.Tensor]  # head and pretraining-head weights, Hugging Face names
+    unmapped_encoder_keys: list[str] = field(default_factory=list)
+
+
+def split_checkpoint(state: dict[str, torch.Tensor]) -> SplitCheckpoint:
+    """Separate encoder tensors (mapped to our names, q/k/v fused) from head tensors."""
+    prefix = "bert." if any(k.startswith("bert.") for k in state) else ""
+    encoder: dict[str, torch.Tensor] = {}
+    other: dict[str, torch.Tensor] = {}
+    unmapped: list[str] = []
+    for raw_key, tensor in state.items():
+        key = _normalise_legacy_names(raw_key)
+        inner = key[len(prefix):] if prefix and key.startswith(prefix) else None
+        if prefix == "" and key.startswith(ENCODER_PREFIXES):
+            inner = key
+        if inner is None:
+            other[key] = tensor
+            continue
+        if inner in IGNORED_KEYS:
+            continue
+        ours = encoder_key_from_hf(inner)
+        if ours is None:
+            unmapped.append(raw_key)
+        else:
+            encoder[ours] = tensor
+    _fuse_qkv(encoder)
+    return SplitCheckpoint(encoder, other, unmapped)
+
+
+def _fuse_qkv(encoder: dict[str, torch.Tensor]) -> None:
+    for key in [k for k in encoder if ".attention.query." in k]:
+        stem, param = key.split(".attention.query.")
+        parts = [encoder.pop(f"{stem}.attention.{name}.{param}", None) for name in QKV]
+        if any(p is None for p in parts):
+            # Leave what we found under its own name; the strict check reports the gap.
+            for name, p in zip(QKV, parts):
+                if p is not None:
+                    encoder[f"{stem}.attention.{name}.{param}"] = p
+            continue
+        encoder[f"{stem}.attention.qkv.{param}"] = torch.cat(parts, dim=0)
+    # A key or value without its query stays under its own name: the strict load reports it.
+
+
+def encoder_state_to_hf(state: dict[str, torch.Tensor], prefix: str = "bert.") -> dict[str, torch.Tensor]:
+    """Our encoder state dict -> Hugging Face keys (q/k/v split again)."""
+    reverse_layer = {v: k for k, v in LAYER_KEYS.items()}
+    reverse_emb = {v: k for k, v in EMBEDDING_KEYS.items()}
+    out: dict[str, torch.Tensor] = {}
+    for key, tensor in state.items():
+        parts = key.split(".")
+        if parts[0] == "embeddings":
+            out[f"{prefix}embeddings.{reverse_emb[parts[1]]}.{parts[2]}"] = tensor
+        elif parts[0] == "pooler":
+            out[f"{prefix}{key}"] = tensor
+        elif parts[0] == "layers":
+            n, inner, param = parts[1], ".".join(parts[2:-1]), parts[-1]
+            if inner == "attention.qkv":
+                for name, chunk in zip(QKV, tensor.chunk(3, dim=0)):
+                    out[f"{prefix}encoder.layer.{n}.attention.self.{name}.{param}"] = chunk
+            else:
+                out[f"{prefix}encoder.layer.{n}.{reverse_layer[inner]}.{param}"] = tensor
+        else:
+            raise ValueError(f"unknown encoder key {key}")
+    return out
+
+
+def load_encoder_state(encoder: torch.nn.Module, split: SplitCheckpoint, source: str) -> list[str]:
+    """Load encoder weights strictly. Returns report lines (e.g. a freshly initialised pooler).
+
+    Missing or unexpected encoder weights raise an error naming them. A pooler absent from the
+    checkpoint (token-classification checkpoints have none) is initialised fresh and reported.
+    """
+    expected = encoder.state_dict()
+    given = dict(split.encoder)
+    report = []
+    missing = [k for k in expected if k not in given]
+    unexpected = [k for k in given if k not in expected] + split.unmapped_encoder_keys
+    pooler_missing = [k for k in missing if k.startswith("pooler.")]
+    if pooler_missing and len(pooler_missing) == len(missing):
+        report.append("pooler: not in the checkpoint, newly initialised")
+        missing = []
+    unexpected = [k for k in unexpected if not k.startswith("pooler.")]  # unused pooler is fine
+    if missing or unexpected:
+        lines = []
+        if missing:
+            lines.append(f"missing encoder weights ({len(missing)}): {', '.join(missing[:12])}")
+        if unexpected:
+            lines.append(f"unexpected encoder weights ({len(unexpected)}): {', '.join(unexpected[:12])}")
+        raise SeqtuneError(
+            f"checkpoint {source} does not match its config.json "
+            f"({encoder.config.num_hidden_layers} layers, hidden {encoder.config.hidden_size}): "
+            + "; ".join(lines)
+        )
+    shapes = [
+        f"{k}: checkpoint {tuple(given[k].shape)} vs model {tuple(v.shape)}"
+        for k, v in expected.items()
+        if k in given and given[k].shape != v.shape
+    ]
+    if shapes:
+        raise SeqtuneError(f"checkpoint {source} has weights of the wrong shape: " + "; ".join(shapes[:6]))
+    encoder.load_state_dict({k: v for k, v in given.items() if k in expected}, strict=False)
+    return report
+
+
+def encoder_config_from_dir(model_dir: str | Path) -> EncoderConfig:
+    return EncoderConfig.from_dict(read_config(model_dir))
+
+
+def save_weights(path: Path, state: dict[str, torch.Tensor]) -> None:
+    save_file({k: v.detach().contiguous().cpu() for k, v in state.items()}, str(path))
+
+
+def write_json(path: Path, data: dict) -> None:
+    path.write_text(json.dumps(data, indent=2, sort_keys=False) + "\n")

@@ -1,0 +1,230 @@
+"""A BERT encoder in plain PyTorch, readable top to bottom.
+
+Shapes: B = batch, T = padded sequence length, H = hidden size, N = attention heads, D = H / N.
+
+The module names are our own (short and descriptive); `checkpoint.py` maps them to and from the
+Hugging Face key names. Query, key and value projections are fused into one `qkv` linear layer, so
+self-attention does one matrix multiplication instead of three.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field, fields
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from seqtune.errors import SeqtuneError
+
+ACTIVATIONS = {
+    "gelu": lambda x: F.gelu(x),
+    "gelu_new": lambda x: F.gelu(x, approximate="tanh"),
+    "gelu_pytorch_tanh": lambda x: F.gelu(x, approximate="tanh"),
+    "relu": F.relu,
+}
+
+
+@dataclass
+class EncoderConfig:
+    """The fields of a Hugging Face `config.json` (model_type "bert") that define the encoder.
+
+    Keys of `config.json` that are not encoder fields (id2label, architectures, ...) are kept in
+    `extra` and written back when the model is saved.
+    """
+
+    vocab_size: int = 30522
+    hidden_size: int = 768
+    num_hidden_layers: int = 12
+    num_attention_heads: int = 12
+    intermediate_size: int = 3072
+    hidden_act: str = "gelu"
+    hidden_dropout_prob: float = 0.1
+    attention_probs_dropout_prob: float = 0.1
+    max_position_embeddings: int = 512
+    type_vocab_size: int = 2
+    layer_norm_eps: float = 1e-12
+    initializer_range: float = 0.02
+    pad_token_id: int = 0
+    model_type: str = "bert"
+    position_embedding_type: str = "absolute"
+    extra: dict = field(default_factory=dict, repr=False)
+
+    def __post_init__(self) -> None:
+        if self.model_type != "bert":
+            raise SeqtuneError(
+                f"model_type {self.model_type!r} is not supported: seqtune reads BERT checkpoints "
+                "(model_type 'bert'). RoBERTa/XLM-R use other position ids and head layouts and are "
+                "not supported in this version."
+            )
+        if self.position_embedding_type != "absolute":
+            raise SeqtuneError(
+                f"position_embedding_type {self.position_embedding_type!r} is not supported "
+                "(only 'absolute')."
+            )
+        if self.hidden_act not in ACTIVATIONS:
+            raise SeqtuneError(
+                f"hidden_act {self.hidden_act!r} is not supported; use one of {sorted(ACTIVATIONS)}."
+            )
+        if self.hidden_size % self.num_attention_heads:
+            raise SeqtuneError(
+                f"hidden_size {self.hidden_size} is not divisible by num_attention_heads "
+                f"{self.num_attention_heads}."
+            )
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "EncoderConfig":
+        names = {f.name for f in fields(cls)} - {"extra"}
+        known = {k: v for k, v in d.items() if k in names}
+        extra = {k: v for k, v in d.items() if k not in names}
+        return cls(**known, extra=extra)
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        extra = d.pop("extra")
+        return {**extra, **d}
+
+
+class Embeddings(nn.Module):
+    """word + position + token type embeddings, then LayerNorm and dropout."""
+
+    def __init__(self, cfg: EncoderConfig):
+        super().__init__()
+        self.word = nn.Embedding(cfg.vocab_size, cfg.hidden_size, padding_idx=cfg.pad_token_id)
+        self.position = nn.Embedding(cfg.max_position_embeddings, cfg.hidden_size)
+        self.token_type = nn.Embedding(cfg.type_vocab_size, cfg.hidden_size)
+        self.norm = nn.LayerNorm(cfg.hidden_size, eps=cfg.layer_norm_eps)
+        self.dropout = nn.Dropout(cfg.hidden_dropout_prob)
+
+    def forward(self, input_ids: torch.Tensor, token_type_ids: torch.Tensor | None) -> torch.Tensor:
+        # input_ids, token_type_ids: (B, T) -> (B, T, H)
+        if input_ids.shape[1] > self.position.num_embeddings:
+            raise SeqtuneError(
+                f"a batch has sequences of {input_ids.shape[1]} tokens but the model has only "
+                f"{self.position.num_embeddings} positions (max_position_embeddings); lower max_length."
+            )
+        positions = torch.arange(input_ids.shape[1], device=input_ids.device)
+        x = self.word(input_ids) + self.position(positions)
+        if token_type_ids is None:
+            x = x + self.token_type.weight[0]
+        else:
+            x = x + self.token_type(token_type_ids)
+        return self.dropout(self.norm(x))
+
+
+class SelfAttention(nn.Module):
+    """Multi-head self-attention. The one place that decides which attention kernel runs."""
+
+    def __init__(self, cfg: EncoderConfig):
+        super().__init__()
+        self.num_heads = cfg.num_attention_heads
+        self.qkv = nn.Linear(cfg.hidden_size, 3 * cfg.hidden_size)
+        self.out = nn.Linear(cfg.hidden_size, cfg.hidden_size)
+        self.dropout_p = cfg.attention_probs_dropout_prob
+
+    def forward(self, x: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
+        # x: (B, T, H); mask: (B, 1, 1, T) bool, True = attend, or None when nothing is padded.
+        B, T, H = x.shape
+        q, k, v = self.qkv(x).view(B, T, 3, self.num_heads, H // self.num_heads).permute(2, 0, 3, 1, 4)
+        # q, k, v: (B, N, T, D)
+        y = F.scaled_dot_product_attention(
+            q, k, v, attn_mask=mask, dropout_p=self.dropout_p if self.training else 0.0
+        )
+        return self.out(y.transpose(1, 2).reshape(B, T, H))
+
+
+class Layer(nn.Module):
+    """One post-LayerNorm transformer block: x = LN(x + Attn(x)); x = LN(x + FFN(x))."""
+
+    def __init__(self, cfg: EncoderConfig):
+        super().__init__()
+        self.attention = SelfAttention(cfg)
+        self.attention_norm = nn.LayerNorm(cfg.hidden_size, eps=cfg.layer_norm_eps)
+        self.ffn_in = nn.Linear(cfg.hidden_size, cfg.intermediate_size)
+        self.ffn_out = nn.Linear(cfg.intermediate_size, cfg.hidden_size)
+        self.ffn_norm = nn.LayerNorm(cfg.hidden_size, eps=cfg.layer_norm_eps)
+        self.act = ACTIVATIONS[cfg.hidden_act]
+        self.dropout = nn.Dropout(cfg.hidden_dropout_prob)
+
+    def forward(self, x: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
+        x = self.attention_norm(x + self.dropout(self.attention(x, mask)))
+        return self.ffn_norm(x + self.dropout(self.ffn_out(self.act(self.ffn_in(x)))))
+
+
+class Pooler(nn.Module):
+    """BERT's pooler: tanh(W h_[CLS] + b), pretrained with next-sentence prediction."""
+
+    def __init__(self, cfg: EncoderConfig):
+        super().__init__()
+        self.dense = nn.Linear(cfg.hidden_size, cfg.hidden_size)
+
+    def forward(self, hidden: torch.Tensor) -> torch.Tensor:
+        return torch.tanh(self.dense(hidden[:, 0]))  # (B, T, H) -> (B, H)
+
+
+def attention_mask_for_sdpa(attention_mask: torch.Tensor | None) -> torch.Tensor | None:
+    """(B, T) 1/0 padding mask -> (B, 1, 1, T) bool mask, or None when no position is padded.
+
+    Returning None when the batch has no padding lets SDPA take its fastest path.
+    """
+    if attention_mask is None or bool(attention_mask.all()):
+        return None
+    return attention_mask.bool()[:, None, None, :]
+
+
+class Encoder(nn.Module):
+    """Embeddings, `num_hidden_layers` blocks and (optionally) the pooler.
+
+    forward(input_ids (B, T), attention_mask (B, T) of 1 = real / 0 = padding, token_type_ids (B, T))
+    returns the last hidden states (B, T, H). Padding never changes a real token's output: keys at
+    padded positions are masked out of every attention.
+    """
+
+    def __init__(self, cfg: EncoderConfig, add_pooler: bool = True):
+        super().__init__()
+        self.config = cfg
+        self.embeddings = Embeddings(cfg)
+        self.layers = nn.ModuleList(Layer(cfg) for _ in range(cfg.num_hidden_layers))
+        self.pooler = Pooler(cfg) if add_pooler else None
+        self.apply(self.init_weights)
+
+    def init_weights(self, module: nn.Module) -> None:
+        """BERT's initialiser: N(0, initializer_range) weights, zero biases, unit LayerNorm."""
+        std = self.config.initializer_range
+        if isinstance(module, nn.Linear):
+            nn.init.normal_(module.weight, std=std)
+            nn.init.zeros_(module.bias)
+        elif isinstance(module, nn.Embedding):
+            nn.init.normal_(module.weight, std=std)
+            if module.padding_idx is not None:
+                with torch.no_grad():
+                    module.weight[module.padding_idx].zero_()
+        elif isinstance(module, nn.LayerNorm):
+            nn.init.ones_(module.weight)
+            nn.init.zeros_(module.bias)
+
+    def forward(
+        self,
+        input_ids: torch.Tensor,
+        attention_mask: torch.Tensor | None = None,
+        token_type_ids: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        hidden = self.embeddings(input_ids, token_type_ids)
+        return self.run_layers(hidden, attention_mask)
+
+    def run_layers(
+        self,
+        hidden: torch.Tensor,
+        attention_mask: torch.Tensor | None,
+        start: int = 0,
+        end: int | None = None,
+    ) -> torch.Tensor:
+        """Run blocks[start:end] on hidden states (B, T, H); lets frozen bottoms be cached."""
+        mask = attention_mask_for_sdpa(attention_mask)
+        for layer in self.layers[start:end]:
+            hidden = layer(hidden, mask)
+        return hidden
+
+    def num_parameters(self) -> int:
+        return sum(p.numel() for p in self.parameters())
+

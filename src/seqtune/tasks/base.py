@@ -1,0 +1,151 @@
+"""The `Task` contract: everything the task-agnostic training loop needs to know about a problem.
+
+A task reads and validates its data files, learns what it needs from the training set (a label
+map), turns examples into features once, collates features into padded batches, builds the head
+(which returns logits only), computes the loss, turns model outputs into metrics and predictions,
+and says what to write into the saved model's `config.json` and `seqtune.json`.
+
+Flow (see `training/setup.py`):
+    task = TaskClass(options, data_config, tokenizer)
+    train = task.read(path)           -> list of examples (any type the task chooses)
+    task.fit(train)                   -> label map etc. (skipped when restored from a saved model)
+    ds = task.encode(train, "train")  -> EncodedDataset (features: dicts with "input_ids", ...)
+    batch = task.collate(features)    -> dict of tensors, padded to the longest in the batch
+    logits = head(hidden, batch["attention_mask"], pooler)
+    loss = task.loss(logits, batch)
+    outputs = task.split_outputs(logits, batch)       -> one numpy array per feature
+    task.metrics(outputs, ds) / task.predictions(outputs, ds)
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+import numpy as np
+import torch
+from torch import nn
+
+from seqtune.config import DataConfig
+from seqtune.tokenization import Tokenizer
+
+
+@dataclass
+class TaskOptions:
+    """Settings every task accepts; tasks subclass this with their own fields."""
+
+    type: str = ""
+
+
+@dataclass
+class EncodedDataset:
+    """Examples and the features made from them (one example may give several features: windows).
+
+    Each feature is a dict with at least "input_ids" (list[int]); sequence-pair tasks add
+    "token_type_ids"; tasks add their targets ("labels", ...) and bookkeeping ("example_index").
+    """
+
+    examples: list
+    features: list[dict]
+    source: str = ""  # file name, for messages
+    info: dict = field(default_factory=dict)  # e.g. {"truncated": 12}
+
+    @property
+    def lengths(self) -> list[int]:
+        return [len(f["input_ids"]) for f in self.features]
+
+    def num_tokens(self) -> int:
+        return sum(self.lengths)
+
+
+def pad(sequences: list[list], value: Any, dtype: torch.dtype = torch.long) -> torch.Tensor:
+    """Right-pad lists to the longest one: (B, T_max)."""
+    longest = max(len(s) for s in sequences)
+    out = torch.full((len(sequences), longest), value, dtype=dtype)
+    for i, s in enumerate(sequences):
+        out[i, : len(s)] = torch.as_tensor(s, dtype=dtype)
+    return out
+
+
+def collate_inputs(features: list[dict], pad_id: int) -> dict[str, torch.Tensor]:
+    """input_ids, attention_mask and (when present) token_type_ids, padded to the batch's longest."""
+    batch = {
+        "input_ids": pad([f["input_ids"] for f in features], pad_id),
+        "attention_mask": pad([[1] * len(f["input_ids"]) for f in features], 0),
+    }
+    if "token_type_ids" in features[0]:
+        batch["token_type_ids"] = pad([f["token_type_ids"] for f in features], 0)
+    return batch
+
+
+class Task(ABC):
+    """Base class of every task. Subclasses set the class attributes and implement the methods."""
+
+    name: ClassVar[str]  # registry key, e.g. "classification"
+    Options: ClassVar[type] = TaskOptions
+    hf_architecture: ClassVar[str]  # e.g. "BertForSequenceClassification"
+    primary_metric: ClassVar[str]  # picks the best checkpoint unless train.metric says otherwise
+    greater_is_better: ClassVar[bool] = True
+    needs_pooler: ClassVar[bool] = False  # build the encoder with BERT's pooler
+
+    def __init__(self, options: TaskOptions, data: DataConfig, tokenizer: Tokenizer):
+        self.options = options
+        self.data = data
+        self.tokenizer = tokenizer
+
+    # ---- data -------------------------------------------------------------------------------
+    @abstractmethod
+    def read(self, path: str, split: str) -> list:
+        """Read and validate a file; errors name the file, line/record and the problem."""
+
+    def fit(self, train_examples: list) -> None:
+        """Learn what the task needs from the training examples (e.g. the label map)."""
+
+    @abstractmethod
+    def encode(self, examples: list, split: str) -> EncodedDataset:
+        """Tokenize once; features are reused by every epoch."""
+
+    def collate(self, features: list[dict]) -> dict[str, torch.Tensor]:
+        return collate_inputs(features, self.tokenizer.pad_id)
+
+    # ---- model ------------------------------------------------------------------------------
+    @abstractmethod
+    def build_head(self, encoder_config) -> nn.Module:
+        """A module: forward(hidden (B,T,H), attention_mask (B,T), pooler|None) -> logits.
+
+        Its state-dict keys are the Hugging Face names of that head (e.g. "classifier.weight").
+        """
+
+    @abstractmethod
+    def loss(self, logits: Any, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        """Mean loss of a batch."""
+
+    # ---- outputs ----------------------------------------------------------------------------
+    def split_outputs(self, logits: Any, batch: dict[str, torch.Tensor]) -> list[np.ndarray]:
+        """Batch logits -> one float32 array per feature (padding removed). Default: one row each."""
+        return list(logits.detach().float().cpu().numpy())
+
+    @abstractmethod
+    def metrics(self, outputs: list[np.ndarray], dataset: EncodedDataset) -> dict:
+        """Metrics from per-feature outputs (in feature order). Scalars, plus optional details."""
+
+    @abstractmethod
+    def predictions(self, outputs: list[np.ndarray], dataset: EncodedDataset) -> list[dict]:
+        """One JSON-serialisable record per example, in input order."""
+
+    # ---- persistence ------------------------------------------------------------------------
+    def state(self) -> dict:
+        """What `from_state` needs to rebuild the fitted task (label map, ...); saved in seqtune.json."""
+        return {}
+
+    def load_state(self, state: dict) -> None:
+        """Restore what `fit` learnt, from `state()`."""
+
+    def hf_config(self) -> dict:
+        """Fields added to the saved config.json (architectures, id2label, problem_type, ...)."""
+        return {"architectures": [self.hf_architecture]}
+
+    def describe(self) -> str:
+        """One line for the run log, e.g. "classification, 2 labels: negative, positive"."""
+        return self.name
