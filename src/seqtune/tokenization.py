@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import NamedTuple
 
 from tokenizers import Tokenizer as HFTokenizer
 from tokenizers import decoders, models, normalizers, pre_tokenizers, processors
@@ -16,6 +17,12 @@ from tokenizers import decoders, models, normalizers, pre_tokenizers, processors
 from seqtune.errors import SeqtuneError
 
 SPECIAL_TOKENS = ("[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]")
+
+
+class Encoded(NamedTuple):
+    ids: list[int]
+    type_ids: list[int]
+    truncated: bool  # tokens were cut to fit max_length
 
 
 class Tokenizer:
@@ -46,11 +53,10 @@ class Tokenizer:
 
     def encode_batch(
         self, texts: list[str], pairs: list[str] | None = None, max_length: int | None = None
-    ) -> list[tuple[list[int], list[int]]]:
-        """Tokenize texts (and second texts) to (input_ids, token_type_ids), truncated longest-first.
+    ) -> list[Encoded]:
+        """Tokenize texts (and second texts) to input_ids and token_type_ids, truncated longest-first.
 
-        Returns one (ids, type_ids) pair per text. Tokenization runs once per dataset, in parallel
-        inside the Rust library.
+        Tokenization runs once per dataset, in parallel inside the Rust library.
         """
         if max_length:
             self.backend.enable_truncation(max_length, strategy="longest_first")
@@ -59,7 +65,7 @@ class Tokenizer:
             encodings = self.backend.encode_batch(inputs)
         finally:
             self.backend.no_truncation()
-        return [(e.ids, e.type_ids) for e in encodings]
+        return [Encoded(e.ids, e.type_ids, bool(e.overflowing)) for e in encodings]
 
     def count_tokens(self, texts: list[str]) -> list[int]:
         return [len(e.ids) for e in self.backend.encode_batch(texts)]

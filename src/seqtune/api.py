@@ -1,0 +1,60 @@
+"""The Python API: `seqtune.train(config)` and `seqtune.load(model_dir).predict([...])`.
+
+    >>> import seqtune
+    >>> run_dir = seqtune.train("configs/sst2.yaml", overrides=["train.epochs=1"])
+    >>> model = seqtune.load(run_dir / "model")
+    >>> model.predict(["a gorgeous, witty film", "dull and overlong"])
+    [{'text': 'a gorgeous, witty film', 'label': '1', 'probabilities': {...}}, ...]
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from seqtune.config import RunConfig, load_config
+from seqtune.config import TrainConfig
+from seqtune.models.task_model import load_trained_model
+from seqtune.training.loop import Runtime, evaluate, resolve_runtime, run_outputs
+
+
+class FineTunedModel:
+    """A model saved by seqtune, ready to predict and evaluate."""
+
+    def __init__(self, task, model, runtime: Runtime, batch_tokens: int = 16384):
+        self.task = task
+        self.model = model.to(runtime.device)
+        self.runtime = runtime
+        self.batch_tokens = batch_tokens
+
+    def predict(self, inputs: list) -> list[dict]:
+        """Predictions for in-memory inputs (texts, text pairs, ... as the task takes them)."""
+        examples = self.task.examples_from_inputs(list(inputs))
+        return self._predict_examples(examples)
+
+    def predict_file(self, path: str) -> list[dict]:
+        """Predictions for every record of a file in the task's input format (labels optional)."""
+        return self._predict_examples(self.task.read(str(path), "predict"))
+
+    def evaluate(self, path: str) -> dict:
+        """Metrics on a labelled file."""
+        dataset = self.task.encode(self.task.read(str(path), "test"), "test")
+        return evaluate(self.model, self.task, dataset, self.runtime, self.batch_tokens)
+
+    def _predict_examples(self, examples: list) -> list[dict]:
+        dataset = self.task.encode(examples, "predict")
+        outputs = run_outputs(self.model, self.task, dataset, self.runtime, self.batch_tokens)
+        return self.task.predictions(outputs, dataset)
+
+
+def load(model_dir: str | Path, device: str = "auto") -> FineTunedModel:
+    """Load a model directory written by seqtune (a run's `model/` folder)."""
+    task, model = load_trained_model(model_dir)
+    return FineTunedModel(task, model, resolve_runtime(TrainConfig(device=device)))
+
+
+def train(config: str | Path | RunConfig, overrides: list[str] = ()) -> Path:
+    """Run a training config (a YAML path or a RunConfig); returns the run directory."""
+    from seqtune.training.setup import train_from_config
+
+    cfg = config if isinstance(config, RunConfig) else load_config(config, list(overrides))
+    return train_from_config(cfg)

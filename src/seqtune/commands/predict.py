@@ -1,0 +1,36 @@
+"""seqtune predict MODEL_DIR INPUT --output OUT.jsonl"""
+
+from __future__ import annotations
+
+import json
+import sys
+
+
+def add_parser(subparsers):
+    p = subparsers.add_parser(
+        "predict", help="predict every record of a file, writing JSONL",
+        description="Predict with a model saved by seqtune. INPUT is a file in the training format "
+                    "(labels not needed). Writes one JSON object per input record, in input order: "
+                    "the input, the predicted label(s) and probabilities or scores.",
+    )
+    p.add_argument("model_dir", help="model directory written by seqtune train")
+    p.add_argument("input", help="file to predict (same columns/format as the training data)")
+    p.add_argument("--output", "-o", help="output JSONL file (default: stdout)")
+    p.add_argument("--device", default="auto", help="cpu, cuda or auto (default: auto)")
+    return p
+
+
+def run(args) -> int:
+    from seqtune.api import load
+
+    records = load(args.model_dir, device=args.device).predict_file(args.input)
+    out = open(args.output, "w", encoding="utf-8") if args.output else sys.stdout
+    try:
+        for record in records:
+            out.write(json.dumps(record, ensure_ascii=False) + "\n")
+    finally:
+        if args.output:
+            out.close()
+    if args.output:
+        print(f"wrote {len(records)} predictions to {args.output}", file=sys.stderr)
+    return 0

@@ -1,0 +1,182 @@
+"""Word-tagged sentences (NER, POS, chunking) from CoNLL column files and JSONL.
+
+CoNLL: one word per line, whitespace-separated columns (`EU NNP B-NP B-ORG`), a blank line between
+sentences, `-DOCSTART-` lines (document boundaries) skipped. Which columns hold the word and the tag
+is configurable (`token_column`, `tag_column`; negative counts from the end, so -1 is the last
+column). Every word line must have as many columns as the first one: a line that does not is an
+error naming `file:line`, never silently dropped.
+
+JSONL: one sentence per line, `{"tokens": ["EU", "rejects", ...], "tags": ["B-ORG", "O", ...]}` (key
+names configurable). An empty sentence (no tokens) is an error: it has nothing to tag.
+
+For prediction (`labelled=False`) the tag column/key may be absent; tags are then None.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+from seqtune.errors import SeqtuneError
+
+CONLL_SUFFIXES = (".conll", ".conllu", ".txt", ".iob", ".iob2", ".bio", ".tsv")
+JSONL_SUFFIXES = (".jsonl", ".json", ".ndjson")
+DOCSTART = "-DOCSTART-"
+
+
+@dataclass
+class TaggedSentence:
+    """One sentence: its words and (when labelled) one tag per word."""
+
+    tokens: list[str]
+    tags: list[str] | None
+    where: str  # "file:line" of the sentence's first word (CoNLL) or record (JSONL), for messages
+
+
+def tagging_format(path: str, fmt: str = "auto") -> str:
+    """"conll" or "jsonl", from data.format or the file's extension."""
+    if fmt in ("conll", "jsonl"):
+        return fmt
+    if fmt != "auto":
+        raise SeqtuneError(f"{path}: data.format {fmt!r} is not a tagging format; use conll or jsonl.")
+    suffix = Path(path).suffix.lower()
+    if suffix in JSONL_SUFFIXES:
+        return "jsonl"
+    if suffix in CONLL_SUFFIXES:
+        return "conll"
+    raise SeqtuneError(
+        f"{path}: cannot tell the format from the extension {suffix!r}; set data.format to conll "
+        "(word and tag columns, blank line between sentences) or jsonl ({\"tokens\": [...], \"tags\": [...]})."
+    )
+
+
+def read_tagged(
+    path: str,
+    fmt: str = "auto",
+    *,
+    labelled: bool = True,
+    token_column: int = 0,
+    tag_column: int = -1,
+    tokens_key: str = "tokens",
+    tags_key: str = "tags",
+    max_sentences: int | None = None,
+) -> list[TaggedSentence]:
+    """Read every sentence of a CoNLL or JSONL file, checking each line. See the module docstring."""
+    p = Path(path)
+    if not p.is_file():
+        raise SeqtuneError(f"data file {path!r} does not exist.")
+    if tagging_format(path, fmt) == "jsonl":
+        sentences = _read_jsonl(p, labelled, tokens_key, tags_key, max_sentences)
+    else:
+        sentences = _read_conll(p, labelled, token_column, tag_column, max_sentences)
+    if not sentences:
+        raise SeqtuneError(f"{path}: the file has no sentences.")
+    return sentences
+
+
+def _lines(path: Path):
+    try:
+        with path.open(encoding="utf-8") as f:
+            yield from enumerate(f, start=1)
+    except UnicodeDecodeError as e:
+        raise SeqtuneError(f"{path}: not UTF-8 text ({e.reason} at byte {e.start}).") from None
+
+
+def _read_conll(
+    path: Path, labelled: bool, token_column: int, tag_column: int, max_sentences: int | None
+) -> list[TaggedSentence]:
+    sentences: list[TaggedSentence] = []
+    tokens: list[str] = []
+    tags: list[str] = []
+    first_line = 0
+    expected: tuple[int, int] | None = None  # (number of columns, line that set it)
+
+    def close() -> None:
+        nonlocal tokens, tags
+        if tokens:
+            sentences.append(TaggedSentence(tokens, tags if labelled else None, f"{path}:{first_line}"))
+        tokens, tags = [], []
+
+    for n, line in _lines(path):
+        columns = line.split()
+        if not columns:
+            close()
+            if max_sentences is not None and len(sentences) >= max_sentences:
+                break
+            continue
+        if columns[0] == DOCSTART:
+            close()  # a document boundary also ends a sentence
+            continue
+        if expected is None:
+            expected = (len(columns), n)
+            _check_columns(path, n, len(columns), token_column, tag_column if labelled else None)
+        elif len(columns) != expected[0]:
+            raise SeqtuneError(
+                f"{path}:{n}: found {len(columns)} columns but line {expected[1]} has {expected[0]}; "
+                "every word line of a CoNLL file needs the same columns (separated by spaces or tabs). "
+                f"The line reads: {line.strip()[:120]!r}."
+            )
+        if not tokens:
+            first_line = n
+        tokens.append(columns[token_column])
+        if labelled:
+            tags.append(columns[tag_column])
+    close()
+    return sentences[:max_sentences] if max_sentences is not None else sentences
+
+
+def _check_columns(path: Path, line: int, count: int, token_column: int, tag_column: int | None) -> None:
+    for name, index in (("task.token_column", token_column), ("task.tag_column", tag_column)):
+        if index is not None and not -count <= index < count:
+            raise SeqtuneError(
+                f"{path}:{line}: {name} is {index} but the line has only {count} columns "
+                f"(valid: 0..{count - 1}, or -1 for the last)."
+            )
+    if tag_column is not None and token_column % count == tag_column % count:
+        raise SeqtuneError(f"{path}: task.token_column and task.tag_column name the same column ({token_column}).")
+
+
+def _read_jsonl(
+    path: Path, labelled: bool, tokens_key: str, tags_key: str, max_sentences: int | None
+) -> list[TaggedSentence]:
+    sentences: list[TaggedSentence] = []
+    for n, line in _lines(path):
+        if max_sentences is not None and len(sentences) >= max_sentences:
+            break
+        if not line.strip():
+            continue
+        where = f"{path}:{n}"
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError as e:
+            raise SeqtuneError(f"{where}: not valid JSON ({e.msg}).") from None
+        if not isinstance(record, dict) or tokens_key not in record:
+            raise SeqtuneError(
+                f"{where}: expected an object with {tokens_key!r}"
+                + (f" and {tags_key!r}" if labelled else "")
+                + f" lists, e.g. {{\"{tokens_key}\": [\"EU\", \"rejects\"], \"{tags_key}\": [\"B-ORG\", \"O\"]}}."
+            )
+        tokens = _string_list(record[tokens_key], tokens_key, where)
+        if not tokens:
+            raise SeqtuneError(f"{where}: empty sentence ({tokens_key!r} has no words); remove the record.")
+        tags = None
+        if labelled:
+            if tags_key not in record:
+                raise SeqtuneError(f"{where}: the record has no {tags_key!r} list (one tag per word).")
+            tags = _string_list(record[tags_key], tags_key, where)
+            if len(tags) != len(tokens):
+                raise SeqtuneError(
+                    f"{where}: {len(tokens)} words but {len(tags)} tags; every word needs exactly one tag."
+                )
+        sentences.append(TaggedSentence(tokens, tags, where))
+    return sentences
+
+
+def _string_list(value, key: str, where: str) -> list[str]:
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise SeqtuneError(f"{where}: {key!r} must be a list of strings, found {str(value)[:80]}.")
+    for i, v in enumerate(value):
+        if not v.strip():
+            raise SeqtuneError(f"{where}: {key!r} item {i} is empty or only whitespace.")
+    return value

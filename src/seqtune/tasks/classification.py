@@ -1,0 +1,225 @@
+"""Sequence classification: single texts or pairs; binary, multi-class and multi-label.
+
+Labels are read as strings and mapped through a label map, taken from `task.labels` or inferred
+from the training file (sorted; numerically when all labels are numbers). The map is saved with
+the model as `id2label`/`label2id` in config.json.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from sklearn.metrics import accuracy_score, confusion_matrix, f1_score, matthews_corrcoef
+from sklearn.utils.class_weight import compute_class_weight
+
+from seqtune.errors import SeqtuneError
+from seqtune.tasks.base import EncodedDataset
+from seqtune.tasks.sequence import SequenceOptions, SequenceTask, TextExample, natural_sort, sigmoid, softmax
+
+
+@dataclass
+class ClassificationOptions(SequenceOptions):
+    labels: list[str] | None = None  # label order; default: sorted labels of the training file
+    class_weights: list[float] | str | None = None  # "balanced", or one weight per label
+
+
+class LabelMapMixin:
+    """A fixed label map: `labels` (index -> name) and `label2id`."""
+
+    labels: list[str]
+
+    def _set_labels(self, labels: list[str]) -> None:
+        if len(labels) < 2 and self.name == "classification":
+            raise SeqtuneError(f"classification needs at least two labels; the training data has {labels}.")
+        self.labels = list(labels)
+        self.label2id = {label: i for i, label in enumerate(self.labels)}
+
+    def _label_id(self, label: str, where: str) -> int:
+        if label not in self.label2id:
+            raise SeqtuneError(
+                f"{where}: label {label!r} is not in the label map ({', '.join(self.labels)}). "
+                "Labels of dev/test files must appear in the training data (or in task.labels)."
+            )
+        return self.label2id[label]
+
+    def hf_label_config(self) -> dict:
+        return {"id2label": {str(i): lab for i, lab in enumerate(self.labels)},
+                "label2id": dict(self.label2id)}
+
+
+def label_text(value, where: str) -> str:
+    if value is None or (isinstance(value, str) and not value.strip()):
+        raise SeqtuneError(f"{where}: the label is empty.")
+    return str(value).strip()
+
+
+class ClassificationTask(LabelMapMixin, SequenceTask):
+    """Binary or multi-class classification with cross-entropy (optionally class-weighted)."""
+
+    name = "classification"
+    Options = ClassificationOptions
+    hf_architecture = "BertForSequenceClassification"
+    primary_metric = "accuracy"
+
+    def __init__(self, options, data, tokenizer):
+        super().__init__(options, data, tokenizer)
+        self.labels: list[str] = []
+        self.weights: list[float] | None = None
+
+    @property
+    def num_outputs(self) -> int:
+        return len(self.labels)
+
+    def fit(self, train_examples: list[TextExample]) -> None:
+        raw = [label_text(e.raw_label, e.where) for e in train_examples]
+        self._set_labels(self.options.labels or natural_sort(set(raw)))
+        if self.options.class_weights == "balanced":
+            ids = np.array([self._label_id(r, e.where) for r, e in zip(raw, train_examples)])
+            present = np.unique(ids)
+            weights = np.ones(len(self.labels))
+            weights[present] = compute_class_weight("balanced", classes=present, y=ids)
+            self.weights = weights.tolist()
+        elif isinstance(self.options.class_weights, str):
+            raise SeqtuneError(f"task.class_weights: {self.options.class_weights!r} is not 'balanced' or a list.")
+        elif self.options.class_weights is not None:
+            if len(self.options.class_weights) != len(self.labels):
+                raise SeqtuneError(
+                    f"task.class_weights has {len(self.options.class_weights)} values but there are "
+                    f"{len(self.labels)} labels ({', '.join(self.labels)})."
+                )
+            self.weights = list(self.options.class_weights)
+
+    def parse_labels(self, examples: list[TextExample]) -> None:
+        for e in examples:
+            e.label = self._label_id(label_text(e.raw_label, e.where), e.where)
+
+    def collate(self, features):
+        batch = super().collate(features)
+        if "labels" in features[0]:
+            batch["labels"] = torch.tensor([f["labels"] for f in features])
+        return batch
+
+    def loss(self, logits, batch):
+        weight = torch.tensor(self.weights, dtype=logits.dtype, device=logits.device) if self.weights else None
+        return F.cross_entropy(logits.float(), batch["labels"], weight=weight)
+
+    def metrics(self, outputs, dataset: EncodedDataset) -> dict:
+        gold = np.array([f["labels"] for f in dataset.features])
+        pred = np.stack(outputs).argmax(-1)
+        return {
+            "accuracy": float(accuracy_score(gold, pred)),
+            "f1_macro": float(f1_score(gold, pred, average="macro", labels=range(len(self.labels)), zero_division=0)),
+            "f1_micro": float(f1_score(gold, pred, average="micro", zero_division=0)),
+            "mcc": float(matthews_corrcoef(gold, pred)),
+            "confusion_matrix": confusion_matrix(gold, pred, labels=range(len(self.labels))).tolist(),
+        }
+
+    def predictions(self, outputs, dataset: EncodedDataset) -> list[dict]:
+        probs = softmax(np.stack(outputs))
+        return [
+            self._with_inputs(e, {"label": self.labels[int(p.argmax())],
+                                  "probabilities": {lab: round(float(q), 6) for lab, q in zip(self.labels, p)}})
+            for e, p in zip(dataset.examples, probs)
+        ]
+
+    def state(self) -> dict:
+        return {"labels": self.labels, "class_weights": self.weights}
+
+    def load_state(self, state: dict) -> None:
+        self._set_labels(state["labels"])
+        self.weights = state.get("class_weights")
+
+    def hf_config(self) -> dict:
+        return {**super().hf_config(), **self.hf_label_config(), "problem_type": "single_label_classification"}
+
+    def describe(self) -> str:
+        kind = "pair classification" if self.data.text_pair_column else "classification"
+        return f"{kind}, {len(self.labels)} labels: {', '.join(self.labels)}"
+
+
+@dataclass
+class MultiLabelOptions(SequenceOptions):
+    labels: list[str] | None = None  # label order; default: sorted labels of the training file
+    label_delimiter: str = ","  # separates labels in a CSV/TSV cell ("sports,politics")
+    threshold: float = 0.5  # a label is predicted when its probability reaches this
+
+
+class MultiLabelTask(LabelMapMixin, SequenceTask):
+    """Any number of labels per text: sigmoid per label, binary cross-entropy."""
+
+    name = "multilabel"
+    Options = MultiLabelOptions
+    hf_architecture = "BertForSequenceClassification"
+    primary_metric = "f1_micro"
+
+    def __init__(self, options, data, tokenizer):
+        super().__init__(options, data, tokenizer)
+        self.labels = []
+
+    @property
+    def num_outputs(self) -> int:
+        return len(self.labels)
+
+    def _split(self, raw, where: str) -> list[str]:
+        """A JSON list, or a delimiter-separated string; an empty cell means no label."""
+        if isinstance(raw, list):
+            return [label_text(x, where) for x in raw]
+        if raw is None:
+            raise SeqtuneError(f"{where}: the label is missing.")
+        return [p.strip() for p in str(raw).split(self.options.label_delimiter) if p.strip()]
+
+    def fit(self, train_examples: list[TextExample]) -> None:
+        names = {name for e in train_examples for name in self._split(e.raw_label, e.where)}
+        if not names and not self.options.labels:
+            raise SeqtuneError("multi-label training data has no labels at all.")
+        self._set_labels(self.options.labels or natural_sort(names))
+
+    def parse_labels(self, examples: list[TextExample]) -> None:
+        for e in examples:
+            hot = [0.0] * len(self.labels)
+            for name in self._split(e.raw_label, e.where):
+                hot[self._label_id(name, e.where)] = 1.0
+            e.label = hot
+
+    def collate(self, features):
+        batch = super().collate(features)
+        if "labels" in features[0]:
+            batch["labels"] = torch.tensor([f["labels"] for f in features], dtype=torch.float32)
+        return batch
+
+    def loss(self, logits, batch):
+        return F.binary_cross_entropy_with_logits(logits.float(), batch["labels"])
+
+    def metrics(self, outputs, dataset: EncodedDataset) -> dict:
+        gold = np.array([f["labels"] for f in dataset.features], dtype=int)
+        pred = (sigmoid(np.stack(outputs)) >= self.options.threshold).astype(int)
+        return {
+            "f1_micro": float(f1_score(gold, pred, average="micro", zero_division=0)),
+            "f1_macro": float(f1_score(gold, pred, average="macro", zero_division=0)),
+            "subset_accuracy": float(accuracy_score(gold, pred)),
+        }
+
+    def predictions(self, outputs, dataset: EncodedDataset) -> list[dict]:
+        probs = sigmoid(np.stack(outputs))
+        return [
+            self._with_inputs(e, {
+                "labels": [lab for lab, q in zip(self.labels, p) if q >= self.options.threshold],
+                "probabilities": {lab: round(float(q), 6) for lab, q in zip(self.labels, p)},
+            })
+            for e, p in zip(dataset.examples, probs)
+        ]
+
+    def state(self) -> dict:
+        return {"labels": self.labels}
+
+    def load_state(self, state: dict) -> None:
+        self._set_labels(state["labels"])
+
+    def hf_config(self) -> dict:
+        return {**super().hf_config(), **self.hf_label_config(), "problem_type": "multi_label_classification"}
+
+    def describe(self) -> str:
+        return f"multi-label classification, {len(self.labels)} labels: {', '.join(self.labels)}"

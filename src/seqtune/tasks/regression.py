@@ -1,0 +1,69 @@
+"""Regression on single texts or pairs (e.g. STS-B similarity 0-5): one output, mean squared error."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from scipy.stats import pearsonr, spearmanr
+
+from seqtune.errors import SeqtuneError
+from seqtune.tasks.base import EncodedDataset
+from seqtune.tasks.sequence import SequenceOptions, SequenceTask, TextExample
+
+
+@dataclass
+class RegressionOptions(SequenceOptions):
+    pass
+
+
+class RegressionTask(SequenceTask):
+    name = "regression"
+    Options = RegressionOptions
+    hf_architecture = "BertForSequenceClassification"
+    primary_metric = "pearson"
+    num_outputs = 1
+
+    def parse_labels(self, examples: list[TextExample]) -> None:
+        for e in examples:
+            try:
+                value = float(e.raw_label)
+            except (TypeError, ValueError):
+                value = math.nan
+            if not math.isfinite(value):
+                raise SeqtuneError(
+                    f"{e.where}: regression target {e.raw_label!r} is not a finite number."
+                )
+            e.label = value
+
+    def collate(self, features):
+        batch = super().collate(features)
+        if "labels" in features[0]:
+            batch["labels"] = torch.tensor([f["labels"] for f in features], dtype=torch.float32)
+        return batch
+
+    def loss(self, logits, batch):
+        return F.mse_loss(logits.float().squeeze(-1), batch["labels"])
+
+    def metrics(self, outputs, dataset: EncodedDataset) -> dict:
+        gold = np.array([f["labels"] for f in dataset.features])
+        pred = np.stack(outputs)[:, 0]
+        constant = np.ptp(pred) == 0 or np.ptp(gold) == 0  # correlation undefined
+        return {
+            "pearson": 0.0 if constant else float(pearsonr(gold, pred)[0]),
+            "spearman": 0.0 if constant else float(spearmanr(gold, pred)[0]),
+            "mse": float(np.mean((gold - pred) ** 2)),
+        }
+
+    def predictions(self, outputs, dataset: EncodedDataset) -> list[dict]:
+        return [self._with_inputs(e, {"score": round(float(o[0]), 6)}) for e, o in zip(dataset.examples, outputs)]
+
+    def hf_config(self) -> dict:
+        return {**super().hf_config(), "num_labels": 1, "id2label": {"0": "LABEL_0"},
+                "label2id": {"LABEL_0": 0}, "problem_type": "regression"}
+
+    def describe(self) -> str:
+        return "pair regression" if self.data.text_pair_column else "regression"

@@ -1,0 +1,41 @@
+"""A run directory: resolved config, log, metrics.jsonl (one line per evaluation), results.json, model/."""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from pathlib import Path
+
+from seqtune.config import RunConfig, config_to_yaml
+
+
+class RunDir:
+    def __init__(self, path: Path):
+        self.path = path
+        self.model_dir = path / "model"
+        self._log = (path / "log.txt").open("a", encoding="utf-8")
+
+    @classmethod
+    def create(cls, cfg: RunConfig) -> "RunDir":
+        stamp = time.strftime("%Y%m%d-%H%M%S")
+        base = Path(cfg.output_dir) / f"{cfg.name or cfg.task.type}-{stamp}"
+        path, n = base, 1
+        while path.exists():
+            n += 1
+            path = base.with_name(f"{base.name}-{n}")
+        path.mkdir(parents=True)
+        (path / "config.yaml").write_text(config_to_yaml(cfg))
+        return cls(path)
+
+    def log(self, message: str) -> None:
+        print(message, file=sys.stderr, flush=True)
+        self._log.write(message + "\n")
+        self._log.flush()
+
+    def add_metrics(self, record: dict) -> None:
+        with (self.path / "metrics.jsonl").open("a", encoding="utf-8") as f:
+            f.write(json.dumps(record) + "\n")
+
+    def write_results(self, results: dict) -> None:
+        (self.path / "results.json").write_text(json.dumps(results, indent=2) + "\n")
