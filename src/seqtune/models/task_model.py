@@ -41,10 +41,14 @@ class TaskModel(nn.Module):
         super().__init__()
         self.encoder = encoder
         self.head = head
+        if hasattr(head, "tie_weights"):  # the MLM head's decoder is the word-embedding matrix
+            head.tie_weights(encoder)
 
     def forward(self, batch: dict[str, torch.Tensor]):
         hidden = self.encoder(batch["input_ids"], batch["attention_mask"], batch.get("token_type_ids"))
-        return self.head(hidden, batch["attention_mask"], self.encoder.pooler)
+        # A head may take more batch entries (the MLM head: mlm_positions, to project only those).
+        extra = {k: batch[k] for k in getattr(self.head, "batch_inputs", ()) if k in batch}
+        return self.head(hidden, batch["attention_mask"], self.encoder.pooler, **extra)
 
     def hf_state_dict(self) -> dict[str, torch.Tensor]:
         """All weights under Hugging Face names (encoder prefixed "bert.")."""
