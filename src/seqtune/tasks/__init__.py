@@ -9,6 +9,7 @@ TASKS = {
     "classification": "seqtune.tasks.classification:ClassificationTask",
     "multilabel": "seqtune.tasks.classification:MultiLabelTask",
     "regression": "seqtune.tasks.regression:RegressionTask",
+    "mlm": "seqtune.tasks.mlm:MaskedLMTask",
 }
 
 
