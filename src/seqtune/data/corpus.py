@@ -222,7 +222,7 @@ def encode_corpus(corpus: Corpus, tokenizer: Tokenizer, max_length: int,
     for record, enc in zip(corpus.records, encodings):
         n_unk = enc.ids.count(tokenizer.unk_id)
         if n_unk and tokenizer.kind == "char":
-            chars = sorted({tok for tok, i in zip(enc.tokens, enc.ids) if i == tokenizer.unk_id})
+            chars = sorted({record.text[a:b] for (a, b), i in zip(enc.offsets, enc.ids) if i == tokenizer.unk_id})
             raise SeqtuneError(
                 f"{record.where}: characters {''.join(chars)!r} are not in the model's vocabulary "
                 f"({tokenizer.vocab_size} tokens); clean the corpus or build a vocabulary that includes them."

@@ -1,0 +1,244 @@
+"""Building a tokenizer from a corpus, for pretraining a model from scratch.
+
+Two kinds, both BERT-shaped (`[CLS] ... [SEP]`, the special tokens [PAD] [UNK] [CLS] [SEP] [MASK] at
+ids 0-4) and both saved as `tokenizer.json` + `vocab.txt` by `Tokenizer.save`:
+
+- `build_char_tokenizer`: one token per character (DNA, RNA, protein, any alphabet), or per
+  non-overlapping k-mer (`kmer=3`: "MKTAYI" -> MKT AYI). The vocabulary is a given alphabet or the
+  characters seen in the corpus. Whitespace separates words and is not a token.
+- `build_wordpiece_tokenizer`: a WordPiece vocabulary of a chosen size, trained on the corpus by the
+  `tokenizers` library, with BERT's normaliser and pre-tokeniser (for natural text).
+
+Why a WordLevel model for characters: every token of the vocabulary is a whole pre-token, so the
+Rust library splits and looks up in one pass; unknown characters become [UNK] (the builders refuse a
+corpus with characters outside a given alphabet before that can happen).
+"""
+
+from __future__ import annotations
+
+import itertools
+from dataclasses import dataclass
+from typing import Iterable, Literal, Sequence
+
+from tokenizers import Regex, decoders, models, normalizers, pre_tokenizers, trainers
+from tokenizers import Tokenizer as HFTokenizer
+
+from seqtune.errors import SeqtuneError
+from seqtune.tokenization import SPECIAL_TOKENS, Tokenizer, bert_post_processor
+
+# Named alphabets. N / X stand for an unknown base / residue; B, Z, U, O are the ambiguous and rare
+# amino acids of UniProt.
+ALPHABETS = {
+    "dna": "ACGTN",
+    "rna": "ACGUN",
+    "protein": "ACDEFGHIKLMNPQRSTVWYXBZUO",
+}
+MAX_KMER_VOCAB = 1_000_000
+
+
+@dataclass
+class VocabSpec:
+    """How `seqtune pretrain` builds the tokenizer of a model trained from scratch (`task.vocab`).
+
+    kind: "char" (one token per character or k-mer) or "wordpiece" (trained subwords, for text).
+    alphabet: for "char": a named alphabet (dna, rna, protein) or the letters themselves ("ACGT");
+      unset: the characters of the corpus. A corpus character outside a given alphabet is an error.
+    kmer: for "char": tokens are non-overlapping k-mers (1 = single characters).
+    vocab_size: "wordpiece": the size to train (required); "char": pad the vocabulary with
+      [unusedN] tokens up to this size (e.g. a multiple of 8); smaller than needed is an error.
+    lowercase: lower-case text before tokenizing.
+    path: use the tokenizer of this directory instead of building one.
+    """
+
+    kind: Literal["char", "wordpiece"] = "char"
+    alphabet: str | None = None
+    kmer: int = 1
+    vocab_size: int | None = None
+    lowercase: bool = False
+    min_frequency: int = 2  # wordpiece: a merge must occur this often
+    path: str | None = None
+
+
+def _as_texts(texts: Iterable) -> list[tuple[str, str]]:
+    """Accept strings, (text, where) pairs or records with `.text` and `.where`; return pairs."""
+    out = []
+    for i, t in enumerate(texts):
+        if isinstance(t, str):
+            out.append((t, f"item {i + 1}"))
+        elif isinstance(t, tuple):
+            out.append((t[0], t[1]))
+        else:
+            out.append((t.text, t.where))
+    return out
+
+
+def resolve_alphabet(alphabet: str | None) -> str | None:
+    """"protein" -> its letters; "ACGT" -> "ACGT"; duplicates and whitespace are errors."""
+    if alphabet is None:
+        return None
+    letters = ALPHABETS.get(alphabet.lower(), alphabet)
+    if any(c.isspace() for c in letters):
+        raise SeqtuneError(f"alphabet {alphabet!r} contains whitespace; give the letters only, e.g. 'ACGT'.")
+    repeated = sorted({c for c in letters if letters.count(c) > 1})
+    if repeated:
+        raise SeqtuneError(f"alphabet {alphabet!r} lists {repeated} more than once.")
+    if not letters:
+        raise SeqtuneError("the alphabet is empty.")
+    return letters
+
+
+def corpus_characters(texts: Sequence[tuple[str, str]], source: str, lowercase: bool) -> dict[str, str]:
+    """Every non-whitespace character of the corpus -> where it first occurs."""
+    first_seen: dict[str, str] = {}
+    nonempty = 0
+    for text, where in texts:
+        if lowercase:
+            text = text.lower()
+        nonempty += bool(text.strip())
+        for c in set(text):
+            if not c.isspace() and c not in first_seen:
+                first_seen[c] = where
+    if not nonempty:
+        raise SeqtuneError(f"{source}: the corpus is empty (no characters to build a vocabulary from).")
+    return first_seen
+
+
+def check_alphabet(texts: Iterable, alphabet: str, source: str, lowercase: bool = False) -> None:
+    """Refuse a corpus that uses characters outside `alphabet`, naming the record and the characters."""
+    allowed = set(alphabet)
+    for text, where in _as_texts(texts):
+        if lowercase:
+            text = text.lower()
+        outside = {c for c in text if c not in allowed and not c.isspace()}
+        if outside:
+            raise SeqtuneError(
+                f"{source}, {where}: characters {''.join(sorted(outside))!r} are not in the alphabet "
+                f"{alphabet!r}. Clean the corpus, or give an alphabet that includes them (or none, to "
+                "use the characters of the corpus)."
+            )
+
+
+def char_vocabulary(letters: str, kmer: int, vocab_size: int | None) -> dict[str, int]:
+    """Special tokens, then every k-mer of the letters (and every shorter tail), then [unusedN] padding."""
+    if kmer < 1:
+        raise SeqtuneError(f"kmer must be at least 1, got {kmer}.")
+    tokens = list(SPECIAL_TOKENS)
+    count = sum(len(letters) ** k for k in range(1, kmer + 1))
+    if count > MAX_KMER_VOCAB:
+        raise SeqtuneError(
+            f"{len(letters)} letters with kmer={kmer} give {count:,} tokens (over {MAX_KMER_VOCAB:,}); "
+            "use a smaller k."
+        )
+    # The last piece of a word can be shorter than k, so every length 1..k is in the vocabulary.
+    for k in range(1, kmer + 1):
+        tokens += ["".join(p) for p in itertools.product(letters, repeat=k)]
+    if vocab_size is not None:
+        if vocab_size < len(tokens):
+            raise SeqtuneError(
+                f"vocab_size {vocab_size} is smaller than the {len(tokens)} tokens needed: "
+                f"{len(SPECIAL_TOKENS)} special tokens + {len(tokens) - len(SPECIAL_TOKENS)} "
+                f"{'characters' if kmer == 1 else f'k-mers (k <= {kmer})'} of the alphabet "
+                f"{letters!r}. Raise vocab_size or leave it unset."
+            )
+        tokens += [f"[unused{i}]" for i in range(vocab_size - len(tokens))]
+    return {t: i for i, t in enumerate(tokens)}
+
+
+def build_char_tokenizer(
+    texts: Iterable = (),
+    alphabet: str | None = None,
+    kmer: int = 1,
+    vocab_size: int | None = None,
+    lowercase: bool = False,
+    source: str = "corpus",
+    model_max_length: int = 512,
+) -> Tokenizer:
+    """A tokenizer with one token per character (or k-mer) of `alphabet` or of the corpus.
+
+    texts: strings or corpus records (`.text`, `.where`), used to learn the letters when no alphabet
+    is given and to check the corpus against a given alphabet. With an alphabet, texts may be empty.
+    Returns a `seqtune.tokenization.Tokenizer` of kind "char".
+    """
+    texts = _as_texts(texts)
+    letters = resolve_alphabet(alphabet)
+    if letters is None:
+        letters = "".join(sorted(corpus_characters(texts, source, lowercase)))
+    elif texts:
+        corpus_characters(texts, source, lowercase)  # refuses an empty corpus
+        check_alphabet(texts, letters, source, lowercase)
+    vocab = char_vocabulary(letters, kmer, vocab_size)
+    backend = HFTokenizer(models.WordLevel(vocab, unk_token="[UNK]"))
+    if lowercase:
+        backend.normalizer = normalizers.Lowercase()
+    # Words at whitespace, then pieces of up to k characters (k = 1: single characters).
+    backend.pre_tokenizer = pre_tokenizers.Sequence([
+        pre_tokenizers.WhitespaceSplit(),
+        pre_tokenizers.Split(Regex(f".{{1,{kmer}}}"), behavior="isolated"),
+    ])
+    backend.add_special_tokens([t for t in vocab if t in SPECIAL_TOKENS or t.startswith("[unused")])
+    backend.post_processor = bert_post_processor(vocab)
+    backend.decoder = decoders.Fuse()
+    return Tokenizer(backend, lowercase=lowercase, model_max_length=model_max_length, kind="char")
+
+
+def build_wordpiece_tokenizer(
+    texts: Iterable,
+    vocab_size: int,
+    lowercase: bool = True,
+    min_frequency: int = 2,
+    source: str = "corpus",
+    model_max_length: int = 512,
+) -> Tokenizer:
+    """A WordPiece vocabulary of `vocab_size` tokens trained on the corpus (BERT's text pipeline).
+
+    The vocabulary must hold the special tokens and every character of the corpus (so that no word
+    becomes [UNK]); a smaller vocab_size is an error rather than a silently larger vocabulary.
+    """
+    texts = _as_texts(texts)
+    normalizer = normalizers.BertNormalizer(
+        clean_text=True, handle_chinese_chars=True, strip_accents=None, lowercase=lowercase
+    )
+    chars = corpus_characters([(normalizer.normalize_str(t), w) for t, w in texts], source, False)
+    needed = len(SPECIAL_TOKENS) + len(chars)
+    if vocab_size < needed:
+        raise SeqtuneError(
+            f"vocab_size {vocab_size} is smaller than the {needed} tokens needed: "
+            f"{len(SPECIAL_TOKENS)} special tokens + {len(chars)} distinct characters of {source}. "
+            "Raise vocab_size (natural-language BERT vocabularies have about 30,000)."
+        )
+    backend = HFTokenizer(models.WordPiece(unk_token="[UNK]", max_input_chars_per_word=100))
+    backend.normalizer = normalizer
+    backend.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
+    backend.decoder = decoders.WordPiece(prefix="##")
+    trainer = trainers.WordPieceTrainer(
+        vocab_size=vocab_size,
+        min_frequency=min_frequency,
+        special_tokens=list(SPECIAL_TOKENS),
+        limit_alphabet=len(chars),
+        continuing_subword_prefix="##",
+        show_progress=False,
+    )
+    backend.train_from_iterator((t for t, _ in texts), trainer=trainer, length=len(texts))
+    backend.post_processor = bert_post_processor(backend.get_vocab())
+    return Tokenizer(backend, lowercase=lowercase, model_max_length=model_max_length, kind="wordpiece")
+
+
+def build_tokenizer(spec: VocabSpec, texts: Iterable, source: str, model_max_length: int = 512) -> Tokenizer:
+    """The tokenizer that `spec` describes (see `VocabSpec`)."""
+    if spec.path is not None:
+        from seqtune.tokenization import load_tokenizer
+
+        return load_tokenizer(spec.path)
+    if spec.kind == "char":
+        return build_char_tokenizer(texts, spec.alphabet, spec.kmer, spec.vocab_size, spec.lowercase,
+                                    source, model_max_length)
+    if spec.vocab_size is None:
+        raise SeqtuneError("task.vocab.vocab_size is required for a wordpiece vocabulary (e.g. 30000).")
+    if spec.alphabet is not None or spec.kmer != 1:
+        raise SeqtuneError("task.vocab.alphabet and kmer apply to kind 'char' only.")
+    return build_wordpiece_tokenizer(texts, spec.vocab_size, spec.lowercase, spec.min_frequency, source,
+                                     model_max_length)
+
+
+def same_vocabulary(a: Tokenizer, b: Tokenizer) -> bool:
+    return a.backend.get_vocab() == b.backend.get_vocab()
