@@ -9,6 +9,7 @@ TASKS = {
     "classification": "seqtune.tasks.classification:ClassificationTask",
     "multilabel": "seqtune.tasks.classification:MultiLabelTask",
     "regression": "seqtune.tasks.regression:RegressionTask",
+    "qa": "seqtune.tasks.qa:QuestionAnsweringTask",
     "mlm": "seqtune.tasks.mlm:MaskedLMTask",
 }
 
