@@ -76,7 +76,8 @@ class Tokenizer:
         vocab = sorted(self.backend.get_vocab().items(), key=lambda kv: kv[1])
         (directory / "vocab.txt").write_text("".join(tok + "\n" for tok, _ in vocab))
         config = {
-            "tokenizer_class": "BertTokenizer",
+            # A character vocabulary is not WordPiece: transformers must use tokenizer.json as it is.
+            "tokenizer_class": "BertTokenizer" if self.kind == "wordpiece" else "PreTrainedTokenizerFast",
             "do_lower_case": self.lowercase,
             "model_max_length": self.model_max_length,
             "unk_token": "[UNK]", "sep_token": "[SEP]", "pad_token": "[PAD]",
