@@ -9,6 +9,8 @@ TASKS = {
     "classification": "seqtune.tasks.classification:ClassificationTask",
     "multilabel": "seqtune.tasks.classification:MultiLabelTask",
     "regression": "seqtune.tasks.regression:RegressionTask",
+    "tagging": "seqtune.tasks.tagging:TaggingTask",
+    "residues": "seqtune.tasks.residues:ResidueTask",
     "qa": "seqtune.tasks.qa:QuestionAnsweringTask",
     "mlm": "seqtune.tasks.mlm:MaskedLMTask",
 }

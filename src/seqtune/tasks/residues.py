@@ -1,0 +1,195 @@
+"""Per-residue labelling: one label for every character of a sequence (protein secondary structure,
+per-base DNA/RNA annotation, or any string whose characters each carry a class).
+
+Input: CSV/TSV/JSONL with a sequence column (`data.text_column`) and a label column
+(`data.label_column`), or labelled FASTA records (see `data/readers/sequences.py`). Labels are one
+character per residue or whitespace-separated; an optional mask column (`task.mask_column`, e.g.
+`resolved_mask`) marks residues to leave out of the loss and the metrics.
+
+Tokens: every residue is exactly one token, so the alignment is exact. Each distinct character is
+looked up once as a one-character word of the checkpoint's tokenizer: with a character vocabulary
+(a model pretrained on sequences) that is the character's own token; with a WordPiece checkpoint
+(e.g. an English BERT) each residue is treated as a word. A character with no token of its own is
+unknown: it becomes [UNK] (`unknown_residues: unk`, the default) or is an error
+(`unknown_residues: error`); either way the unknown characters are counted and reported with the
+first record where each occurs (`EncodedDataset.info["unknown_residues"]`, and in the metrics).
+
+Sequences longer than data.max_length - 2 are cut into overlapping windows (`windows.py`); every
+residue gets exactly one prediction. Metrics: per-residue accuracy (also named q3 for 3-state
+{H, E, C} and q8 for 8-state DSSP labels), macro F1, per-label precision/recall/F1 and the confusion
+matrix, all over unmasked residues.
+
+Example config (protein secondary structure):
+    task: {type: residues, mask_column: resolved_mask}
+    data: {train: protein_ss/train.csv, text_column: input, label_column: dssp3, max_length: 512}
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Literal
+
+import numpy as np
+
+from seqtune.data.readers.sequences import LabelledSequence, make_record, read_sequences
+from seqtune.errors import SeqtuneError
+from seqtune.tasks.sequence import natural_sort
+from seqtune.tasks.token_metrics import label_report
+from seqtune.tasks.token_task import TokenDataset, TokenOptions, TokenTask
+from seqtune.tasks.windows import IGNORE_INDEX
+
+Q3_LABELS = {"H", "E", "C"}
+Q8_LABELS = {"H", "G", "I", "E", "B", "T", "S", "C"}
+
+
+@dataclass
+class ResidueOptions(TokenOptions):
+    mask_column: str | None = None  # column of 0/1 per residue; 0 = leave out of loss and metrics
+    id_column: str | None = "id"  # column copied into predictions when the file has it
+    unknown_residues: Literal["unk", "error"] = "unk"  # characters outside the model's alphabet
+
+
+@dataclass
+class ResidueDataset(TokenDataset):
+    unknown: Counter = field(default_factory=Counter)  # unknown character -> count
+
+
+class ResidueTask(TokenTask):
+    """One label per character of a sequence. Registry name "residues"."""
+
+    name = "residues"
+    Options = ResidueOptions
+    primary_metric = "accuracy"
+
+    def __init__(self, options, data, tokenizer):
+        super().__init__(options, data, tokenizer)
+        self._char_ids: dict[str, int | None] = {}  # character -> token id, None when unknown
+
+    # ---- data -------------------------------------------------------------------------------
+    def read(self, path: str, split: str) -> list[LabelledSequence]:
+        return read_sequences(
+            path, self.data.format, labelled=split != "predict", sequence_column=self.data.text_column,
+            label_column=self.data.label_column, mask_column=self.options.mask_column,
+            id_column=self.options.id_column, max_records=self.data.max_rows,
+        )
+
+    def examples_from_inputs(self, inputs: list) -> list[LabelledSequence]:
+        """Python-API inputs: sequences as strings."""
+        return [make_record(item, None, None, None, f"input {i}") for i, item in enumerate(inputs)]
+
+    def fit(self, train_examples: list[LabelledSequence]) -> None:
+        self.set_labels(natural_sort({label for e in train_examples for label in e.labels}))
+
+    # ---- tokens -----------------------------------------------------------------------------
+    def char_id(self, char: str) -> int | None:
+        """Token id of one residue (looked up once per distinct character), None when unknown."""
+        if char not in self._char_ids:
+            enc = self.tokenizer.backend.encode([char], is_pretokenized=True, add_special_tokens=False)
+            ok = len(enc.ids) == 1 and enc.ids[0] != self.tokenizer.unk_id
+            self._char_ids[char] = enc.ids[0] if ok else None
+        return self._char_ids[char]
+
+    def alphabet(self) -> str:
+        """The single characters the tokenizer has a token for (for messages)."""
+        chars = sorted(t for t in self.tokenizer.backend.get_vocab() if len(t) == 1 and not t.isspace())
+        return "".join(c for c in chars if self.char_id(c) is not None)
+
+    def residue_ids(self, examples: list[LabelledSequence]) -> tuple[list[list[int]], Counter]:
+        """Token ids per sequence; unknown characters -> [UNK] (or an error), counted."""
+        unknown: Counter = Counter()
+        first_seen: dict[str, str] = {}
+        affected = 0  # sequences with at least one unknown character
+        unk = self.tokenizer.unk_id
+        all_ids = []
+        for e in examples:
+            table = {c: self.char_id(c) for c in set(e.sequence)}
+            affected += any(i is None for i in table.values())
+            for c, i in table.items():
+                if i is None:
+                    unknown[c] += e.sequence.count(c)
+                    first_seen.setdefault(c, e.where)
+            ids = {c: (unk if i is None else i) for c, i in table.items()}
+            all_ids.append([ids[c] for c in e.sequence])
+        if unknown and self.options.unknown_residues == "error":
+            raise SeqtuneError(self._unknown_message(unknown, first_seen, affected, len(examples)))
+        return all_ids, unknown
+
+    def _unknown_message(self, unknown: Counter, first_seen: dict, affected: int, total_sequences: int) -> str:
+        total = sum(unknown.values())
+        listed = "; ".join(f"{c!r} x{n} (first at {first_seen[c]})" for c, n in unknown.most_common(10))
+        alphabet = self.alphabet()
+        shown = alphabet if len(alphabet) <= 80 else alphabet[:80] + "..."
+        return (
+            f"{total} residues in {affected} of {total_sequences} sequences are not in the model's alphabet: "
+            f"{listed}. "
+            f"The tokenizer has single-character tokens for: {shown}. Set task.unknown_residues: unk to "
+            "read them as [UNK], or fix the sequences."
+        )
+
+    def encode(self, examples: list[LabelledSequence], split: str) -> ResidueDataset:
+        all_ids, unknown = self.residue_ids(examples)
+        labelled = all(e.labels is not None for e in examples)
+        all_labels = None
+        if labelled:
+            all_labels = []
+            for e in examples:
+                labels = self.label_ids(e.labels, e.where)
+                if e.mask is not None:
+                    labels = [lab if keep else IGNORE_INDEX for lab, keep in zip(labels, e.mask)]
+                all_labels.append(labels)
+        features = self.make_features(all_ids, all_labels)
+        lengths = [len(ids) for ids in all_ids]
+        info = self.window_info(lengths, features)
+        if unknown:
+            info["unknown_residues"] = dict(unknown.most_common())
+        return ResidueDataset(examples, features, source=split, info=info, example_lengths=lengths,
+                              unknown=unknown)
+
+    # ---- outputs ----------------------------------------------------------------------------
+    def residue_predictions(self, outputs: list[np.ndarray], dataset: ResidueDataset) -> list[np.ndarray]:
+        """Predicted label ids, one per residue, for every example."""
+        return [logits.argmax(-1) for logits in self.example_outputs(outputs, dataset)]
+
+    def metrics(self, outputs: list[np.ndarray], dataset: ResidueDataset) -> dict:
+        predicted = self.residue_predictions(outputs, dataset)
+        gold, pred, masked = [], [], 0
+        for e, p in zip(dataset.examples, predicted):
+            if e.labels is None:
+                raise SeqtuneError(f"{e.where}: metrics need labels for every sequence.")
+            g = np.asarray(self.label_ids(e.labels, e.where))
+            keep = np.asarray(e.mask, dtype=bool) if e.mask is not None else np.ones(len(g), dtype=bool)
+            masked += int((~keep).sum())
+            gold.append(g[keep])
+            pred.append(p[keep])
+        report = label_report(np.concatenate(gold), np.concatenate(pred), self.labels)
+        metrics = {"accuracy": report["accuracy"]}
+        if set(self.labels) == Q3_LABELS:
+            metrics["q3"] = report["accuracy"]
+        elif set(self.labels) == Q8_LABELS:
+            metrics["q8"] = report["accuracy"]
+        metrics["macro_f1"] = report["macro_f1"]
+        metrics["scored_residues"] = int(sum(len(g) for g in gold))
+        metrics["masked_residues"] = masked
+        if dataset.unknown:
+            metrics["unknown_residues"] = int(sum(dataset.unknown.values()))
+        metrics["per_label"] = report["per_label"]
+        metrics["confusion_matrix"] = report["confusion_matrix"]
+        return metrics
+
+    def predictions(self, outputs: list[np.ndarray], dataset: ResidueDataset) -> list[dict]:
+        """{"id", "sequence", "label_string", "labels"}: one label per residue, aligned with the sequence.
+
+        The label string joins single-character labels directly and longer labels with spaces.
+        """
+        joiner = "" if all(len(label) == 1 for label in self.labels) else " "
+        records = []
+        for e, p in zip(dataset.examples, self.residue_predictions(outputs, dataset)):
+            labels = [self.labels[i] for i in p]
+            record = {"id": e.id} if e.id is not None else {}
+            record.update({"sequence": e.sequence, "label_string": joiner.join(labels), "labels": labels})
+            records.append(record)
+        return records
+
+    def describe(self) -> str:
+        return f"residues, {len(self.labels)} labels: {', '.join(self.labels[:20])}"

@@ -1,0 +1,216 @@
+"""Word tagging (NER, POS, chunking): one tag per word, from a token-classification head.
+
+Input: CoNLL column files or JSONL (see `data/readers/conll.py`). Each sentence's words are split
+into WordPiece sub-tokens by the fast tokenizer (pre-tokenized input, so its word ids map every
+sub-token back to its word). The word's tag goes on its first sub-token; the other sub-tokens get
+label -100 and are left out of the loss (or, with `label_all_subtokens`, get the word's tag, with
+B-X turned into I-X after the first sub-token, as Hugging Face's run_ner does). A word the
+tokenizer turns into no token at all (e.g. a lone zero-width space) becomes one [UNK], so every
+word always gets a prediction. Sentences longer than data.max_length sub-tokens are windowed, not
+truncated (`windows.py`).
+
+Predictions are one tag per word, read from the word's first sub-token. Metrics: entity-level
+precision/recall/F1 in seqeval's strict mode for the tag scheme (IOB1/IOB2/IOBES/BILOU, detected
+from the training tags unless `scheme` is set), per-type scores, seqeval's default-mode F1
+(`f1_conlleval`), word accuracy and the tag confusion matrix. Tags that are not entity tags (POS)
+get scheme "none": accuracy (the primary metric then) plus per-tag scores.
+
+Example config:
+    task: {type: tagging, tag_column: -1}
+    data: {train: conll2003/train.txt, dev: conll2003/valid.txt, format: conll}
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+import numpy as np
+
+from seqtune.data.readers.conll import TaggedSentence, read_tagged
+from seqtune.errors import SeqtuneError
+from seqtune.tasks.token_metrics import ENTITY_PREFIXES, SCHEMES, detect_scheme, entity_report, label_report, split_tag
+from seqtune.tasks.token_task import TokenDataset, TokenOptions, TokenTask
+from seqtune.tasks.windows import IGNORE_INDEX
+
+Scheme = Literal["auto", "IOB1", "IOB2", "IOE1", "IOE2", "IOBES", "BILOU", "none"]
+
+
+@dataclass
+class TaggingOptions(TokenOptions):
+    token_column: int = 0  # CoNLL column of the word (0 = first)
+    tag_column: int = -1  # CoNLL column of the tag (-1 = last; CoNLL-2003: 1 POS, 2 chunk, 3 NER)
+    tokens_key: str = "tokens"  # JSONL key of the word list
+    tags_key: str = "tags"  # JSONL key of the tag list
+    label_all_subtokens: bool = False  # train on every sub-token, not only each word's first
+    scheme: Scheme = "auto"  # tag scheme for entity metrics; auto: detected from the training tags
+
+
+@dataclass
+class TaggingDataset(TokenDataset):
+    """`word_starts[i][w]`: index (among example i's content tokens) of word w's first sub-token."""
+
+    word_starts: list[list[int]] = field(default_factory=list)
+
+
+def align_words(ids: list[int], word_ids: list[int | None], n_words: int, unk_id: int):
+    """Sub-token ids of a pre-tokenized sentence -> (ids, word of each token, first token of each word, #empty).
+
+    A word with no sub-token gets one [UNK] so that it keeps its place (and its prediction).
+    """
+    out_ids: list[int] = []
+    token_word: list[int] = []
+    starts: list[int] = []
+    empty, j = 0, 0
+    for w in range(n_words):
+        starts.append(len(out_ids))
+        begun = j
+        while j < len(ids) and word_ids[j] == w:
+            j += 1
+        if j == begun:
+            out_ids.append(unk_id)
+            token_word.append(w)
+            empty += 1
+        else:
+            out_ids.extend(ids[begun:j])
+            token_word.extend([w] * (j - begun))
+    return out_ids, token_word, starts, empty
+
+
+def order_tags(tags: set[str]) -> list[str]:
+    """"O" first, then by entity type, then prefix order B, I, E, S, L, U (stable across runs)."""
+    def key(tag: str):
+        prefix, kind = split_tag(tag)
+        rank = ENTITY_PREFIXES.index(prefix) if prefix else -1
+        return (tag != "O", kind, rank, tag)
+    return sorted(tags, key=key)
+
+
+class TaggingTask(TokenTask):
+    """One tag per word: NER, POS, chunking. Registry name "tagging"."""
+
+    name = "tagging"
+    Options = TaggingOptions
+    primary_metric = "f1"
+
+    def __init__(self, options, data, tokenizer):
+        super().__init__(options, data, tokenizer)
+        self.scheme = options.scheme
+
+    # ---- data -------------------------------------------------------------------------------
+    def read(self, path: str, split: str) -> list[TaggedSentence]:
+        o = self.options
+        return read_tagged(path, self.data.format, labelled=split != "predict", token_column=o.token_column,
+                           tag_column=o.tag_column, tokens_key=o.tokens_key, tags_key=o.tags_key,
+                           max_sentences=self.data.max_rows)
+
+    def examples_from_inputs(self, inputs: list) -> list[TaggedSentence]:
+        """Python-API inputs: a sentence as a string (split on whitespace) or a list of words."""
+        examples = []
+        for i, item in enumerate(inputs):
+            tokens = item.split() if isinstance(item, str) else item
+            if not isinstance(tokens, (list, tuple)) or not all(isinstance(t, str) and t.strip() for t in tokens):
+                raise SeqtuneError(f"input {i}: give a sentence as a string or a list of non-empty words.")
+            if not tokens:
+                raise SeqtuneError(f"input {i}: empty sentence; there is nothing to tag.")
+            examples.append(TaggedSentence(list(tokens), None, f"input {i}"))
+        return examples
+
+    def fit(self, train_examples: list[TaggedSentence]) -> None:
+        tag_sequences = [e.tags for e in train_examples]
+        self.set_labels(order_tags({t for tags in tag_sequences for t in tags}))
+        self.scheme = detect_scheme(tag_sequences) if self.options.scheme == "auto" else self.options.scheme
+        self._check_scheme()
+
+    def _check_scheme(self) -> None:
+        if self.scheme == "none":
+            self.primary_metric = "accuracy"  # no entities to score
+            return
+        allowed = set(self.scheme) - {"O"}  # "IOBES" -> I, B, E, S; "BILOU" -> B, I, L, U
+        bad = [t for t in self.labels if t != "O" and split_tag(t)[0] not in allowed]
+        if self.scheme not in SCHEMES or bad:
+            raise SeqtuneError(
+                f"task.scheme is {self.scheme!r} but the training tags include {bad[:5]}, which that scheme "
+                "does not allow; set task.scheme to the scheme of your tags (IOB1, IOB2, IOE1, IOE2, IOBES, "
+                "BILOU) or to none for tags that are not entity tags (POS)."
+            )
+
+    def encode(self, examples: list[TaggedSentence], split: str) -> TaggingDataset:
+        """Sentences -> windowed features; sub-token alignment as the module docstring says."""
+        encodings = self.tokenizer.backend.encode_batch(
+            [e.tokens for e in examples], is_pretokenized=True, add_special_tokens=False
+        )
+        all_ids, all_labels, starts_per_example, empty_words = [], [], [], 0
+        labelled = all(e.tags is not None for e in examples)
+        continuation = self._continuation_ids()
+        for e, enc in zip(examples, encodings):
+            ids, token_word, starts, empty = align_words(enc.ids, enc.word_ids, len(e.tokens),
+                                                         self.tokenizer.unk_id)
+            empty_words += empty
+            all_ids.append(ids)
+            starts_per_example.append(starts)
+            if labelled:
+                tag_ids = self.label_ids(e.tags, e.where, "tag")
+                labels = [IGNORE_INDEX] * len(ids)
+                if self.options.label_all_subtokens:
+                    labels = [continuation[tag_ids[w]] for w in token_word]
+                for w, start in enumerate(starts):
+                    labels[start] = tag_ids[w]
+                all_labels.append(labels)
+        features = self.make_features(all_ids, all_labels if labelled else None)
+        lengths = [len(ids) for ids in all_ids]
+        info = self.window_info(lengths, features)
+        if empty_words:
+            info["words_without_tokens"] = empty_words  # each became one [UNK]
+        return TaggingDataset(examples, features, source=split, info=info, example_lengths=lengths,
+                              word_starts=starts_per_example)
+
+    def _continuation_ids(self) -> list[int]:
+        """Label id for non-first sub-tokens: B-X -> I-X when I-X exists, else the word's own tag."""
+        out = []
+        for i, tag in enumerate(self.labels):
+            prefix, kind = split_tag(tag)
+            inside = f"I{tag[1]}{kind}" if prefix == "B" else None
+            out.append(self.label_to_id.get(inside, i) if inside else i)
+        return out
+
+    # ---- outputs ----------------------------------------------------------------------------
+    def word_predictions(self, outputs: list[np.ndarray], dataset: TaggingDataset) -> list[np.ndarray]:
+        """Predicted tag ids, one per word, for every example."""
+        merged = self.example_outputs(outputs, dataset)
+        return [logits[starts].argmax(-1) for logits, starts in zip(merged, dataset.word_starts)]
+
+    def metrics(self, outputs: list[np.ndarray], dataset: TaggingDataset) -> dict:
+        predicted = self.word_predictions(outputs, dataset)
+        if any(e.tags is None for e in dataset.examples):
+            raise SeqtuneError(f"{dataset.source}: metrics need tags for every sentence.")
+        gold_ids = np.concatenate([self.label_ids(e.tags, e.where, "tag") for e in dataset.examples])
+        report = label_report(gold_ids, np.concatenate(predicted), self.labels)
+        metrics: dict = {}
+        if self.scheme != "none":
+            pred_tags = [[self.labels[i] for i in p] for p in predicted]
+            metrics.update(entity_report([e.tags for e in dataset.examples], pred_tags, self.scheme))
+        metrics["accuracy"] = report["accuracy"]
+        if self.scheme == "none":
+            metrics["macro_f1"] = report["macro_f1"]
+            metrics["per_tag"] = report["per_label"]
+        metrics["confusion_matrix"] = report["confusion_matrix"]
+        return metrics
+
+    def predictions(self, outputs: list[np.ndarray], dataset: TaggingDataset) -> list[dict]:
+        return [{"tokens": e.tokens, "tags": [self.labels[i] for i in p]}
+                for e, p in zip(dataset.examples, self.word_predictions(outputs, dataset))]
+
+    # ---- persistence ------------------------------------------------------------------------
+    def state(self) -> dict:
+        return {**super().state(), "scheme": self.scheme}
+
+    def load_state(self, state: dict) -> None:
+        super().load_state(state)
+        self.scheme = state["scheme"]
+        if self.scheme == "none":
+            self.primary_metric = "accuracy"
+
+    def describe(self) -> str:
+        shown = ", ".join(self.labels[:12]) + (", ..." if len(self.labels) > 12 else "")
+        return f"tagging, {len(self.labels)} tags (scheme {self.scheme}): {shown}"

@@ -1,0 +1,111 @@
+"""Metrics for token tasks: per-label accuracy/P/R/F1 and confusion matrix (scikit-learn), and
+entity-level P/R/F1 for IOB-style tags (seqeval).
+
+All functions take plain label-id arrays or tag-string lists, so they are shared by word tagging
+and per-residue labelling and are tested without a model.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from sklearn.metrics import confusion_matrix, precision_recall_fscore_support
+
+# seqeval's scheme classes by name; "auto" is resolved by `detect_scheme`.
+SCHEMES = ("IOB1", "IOB2", "IOE1", "IOE2", "IOBES", "BILOU")
+ENTITY_PREFIXES = ("B", "I", "E", "S", "L", "U")
+
+
+def label_report(gold: np.ndarray, predicted: np.ndarray, labels: list[str]) -> dict:
+    """Accuracy, macro F1, per-label precision/recall/F1/support and the confusion matrix.
+
+    gold, predicted: (N,) label ids in range(len(labels)) for the N scored positions.
+    The confusion matrix has gold labels as rows, predictions as columns.
+    """
+    ids = list(range(len(labels)))
+    precision, recall, f1, support = precision_recall_fscore_support(
+        gold, predicted, labels=ids, zero_division=0
+    )
+    present = support > 0  # macro F1 over the labels that occur in the gold data
+    return {
+        "accuracy": float(np.mean(gold == predicted)) if len(gold) else 0.0,
+        "macro_f1": float(np.mean(f1[present])) if present.any() else 0.0,
+        "per_label": {
+            label: {"precision": float(p), "recall": float(r), "f1": float(f), "support": int(s)}
+            for label, p, r, f, s in zip(labels, precision, recall, f1, support)
+        },
+        "confusion_matrix": {
+            "labels": list(labels),
+            "matrix": confusion_matrix(gold, predicted, labels=ids).tolist(),
+        },
+    }
+
+
+def split_tag(tag: str) -> tuple[str | None, str]:
+    """"B-PER" -> ("B", "PER"); "O" -> (None, "O"); "PER" -> (None, "PER")."""
+    for sep in ("-", "_"):
+        head, found, rest = tag.partition(sep)
+        if found and head in ENTITY_PREFIXES and rest:
+            return head, rest
+    return None, tag
+
+
+def detect_scheme(tag_sequences: list[list[str]]) -> str:
+    """Guess the tagging scheme of training tags: "IOBES", "IOB2", "IOB1" or "none" (not entity tags).
+
+    IOB2 starts every entity with B-; IOB1 uses B- only between two adjacent entities of one type,
+    so an I-X after O or after another type means IOB1. Tags without B/I/E/S prefixes (besides "O")
+    are not entity tags (POS tags): entity metrics are then skipped.
+    """
+    prefixes = set()
+    iob1 = False
+    for tags in tag_sequences:
+        previous_type = None
+        for tag in tags:
+            prefix, kind = split_tag(tag)
+            if tag == "O":
+                previous_type = None
+                continue
+            if prefix is None:
+                return "none"
+            prefixes.add(prefix)
+            if prefix == "I" and previous_type != kind:
+                iob1 = True
+            previous_type = kind
+    if not prefixes:
+        return "none"
+    if prefixes & {"E", "S"} and prefixes <= {"B", "I", "E", "S"}:
+        return "IOBES"
+    if prefixes & {"L", "U"} and prefixes <= {"B", "I", "L", "U"}:
+        return "BILOU"
+    if prefixes <= {"B", "I"}:
+        return "IOB1" if iob1 else "IOB2"
+    return "none"
+
+
+def entity_report(gold: list[list[str]], predicted: list[list[str]], scheme: str) -> dict:
+    """Entity-level micro P/R/F1 in seqeval's strict mode for `scheme`, per-type scores, and the F1
+    of seqeval's default (conlleval-compatible) mode, which `run_ner`-style scripts report.
+
+    Strict mode counts an entity only when its predicted tags form a valid entity of the scheme with
+    exactly the gold boundaries and type; the default mode also accepts e.g. an entity that starts
+    with I- after O.
+    """
+    from seqeval import scheme as seqeval_schemes
+    from seqeval.metrics import classification_report, f1_score
+
+    scheme_class = getattr(seqeval_schemes, scheme)
+    report = classification_report(gold, predicted, mode="strict", scheme=scheme_class,
+                                   output_dict=True, zero_division=0)
+    micro = report.get("micro avg", {"precision": 0.0, "recall": 0.0, "f1-score": 0.0})
+    per_type = {
+        name: {"precision": float(v["precision"]), "recall": float(v["recall"]),
+               "f1": float(v["f1-score"]), "support": int(v["support"])}
+        for name, v in report.items() if not name.endswith(" avg")
+    }
+    return {
+        "precision": float(micro["precision"]),
+        "recall": float(micro["recall"]),
+        "f1": float(micro["f1-score"]),
+        "f1_conlleval": float(f1_score(gold, predicted, zero_division=0)),
+        "per_type": per_type,
+    }
