@@ -159,6 +159,8 @@ def test_train_evaluate_predict_end_to_end(tmp_path, tiny_checkpoint, capsys):
     (record,) = [json.loads(line) for line in out.read_text().splitlines()]
     assert record["id"] == "long" and record["answer"] == "Wonderful STORY"
     assert record["n_best"][0]["start"] == start and len(record["n_best"]) == 20
+    # and the official SQuAD prediction file beside it: {id: answer}
+    assert json.loads((tmp_path / "pred.answers.json").read_text()) == {"long": "Wonderful STORY"}
 
 
 def test_saved_model_loads_in_transformers_with_the_same_logits(tmp_path, tiny_checkpoint):

@@ -23,7 +23,8 @@ def add_parser(subparsers):
 def run(args) -> int:
     from seqtune.api import load
 
-    records = load(args.model_dir, device=args.device).predict_file(args.input)
+    model = load(args.model_dir, device=args.device)
+    records = model.predict_file(args.input)
     out = open(args.output, "w", encoding="utf-8") if args.output else sys.stdout
     try:
         for record in records:
@@ -33,4 +34,16 @@ def run(args) -> int:
             out.close()
     if args.output:
         print(f"wrote {len(records)} predictions to {args.output}", file=sys.stderr)
+        write_task_files(model.task, records, args.output)
     return 0
+
+
+def write_task_files(task, records: list[dict], output: str) -> None:
+    """Files a task adds beside the JSONL (e.g. QA's SQuAD-style {id: answer}): OUT.<suffix>."""
+    from pathlib import Path
+
+    extra = getattr(task, "prediction_files", None)
+    for suffix, content in (extra(records) if extra else {}).items():
+        path = Path(output).with_suffix(suffix)
+        path.write_text(json.dumps(content, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+        print(f"wrote {path}", file=sys.stderr)
