@@ -17,6 +17,7 @@ from typing import Any, Literal, get_args, get_origin
 import yaml
 
 from seqtune.errors import SeqtuneError
+from seqtune.training.strategies import StrategyConfig  # the `strategy:` section (issue 6)
 
 
 @dataclass
@@ -69,6 +70,7 @@ class RunConfig:
     model: ModelConfig = field(default_factory=ModelConfig)
     data: DataConfig = field(default_factory=DataConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
+    strategy: StrategyConfig = field(default_factory=StrategyConfig)  # which blocks train, how (strategies.py)
     output_dir: str = "runs"  # run directories are created below this folder
     name: str | None = None  # run directory name (default: config file name + time stamp)
 

@@ -1,7 +1,8 @@
 """AdamW with BERT's weight-decay exclusions, and the learning-rate schedule.
 
 Weight decay is not applied to biases or LayerNorm weights (any parameter with fewer than two
-dimensions), as in the BERT reference implementation. torch's AdamW is bias-corrected.
+dimensions), as in the BERT reference implementation. torch's AdamW is bias-corrected; a model carrying a
+fine-tuning strategy (`model.strategy`) gets per-block learning rates and, if asked, Adam without it.
 """
 
 from __future__ import annotations
@@ -12,6 +13,8 @@ import torch
 from torch import nn
 
 from seqtune.config import TrainConfig
+from seqtune.training.adam import AdamW
+from seqtune.training.strategies import StrategyConfig, block_learning_rates, named_parameters_by_block
 
 
 def decay_split(named_params) -> tuple[list[nn.Parameter], list[nn.Parameter]]:
@@ -30,10 +33,29 @@ def parameter_groups(model: nn.Module, weight_decay: float) -> list[dict]:
 
 
 def build_optimizer(model: nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer:
+    strategy = getattr(model, "strategy", None)  # attached by training.strategies.apply_strategy
+    if strategy is not None:
+        return strategy_optimizer(model, cfg, strategy)
     return torch.optim.AdamW(
         parameter_groups(model, cfg.weight_decay), lr=cfg.lr,
         betas=(cfg.adam_beta1, cfg.adam_beta2), eps=cfg.adam_eps,
     )
+
+
+def strategy_optimizer(model: nn.Module, cfg: TrainConfig, strategy: StrategyConfig) -> torch.optim.Optimizer:
+    """One group per (block, decay/no-decay) at the block's learning rate (layer-wise decay, head lr);
+    Adam without bias correction when the strategy asks for it (see training/strategies.py, adam.py)."""
+    rates = block_learning_rates(model, strategy, cfg.lr)
+    groups = []
+    for block, named in named_parameters_by_block(model).items():
+        decay, no_decay = decay_split(named)
+        groups += [{"params": decay, "weight_decay": cfg.weight_decay, "lr": rates[block], "block": block},
+                   {"params": no_decay, "weight_decay": 0.0, "lr": rates[block], "block": block}]
+    groups = [g for g in groups if g["params"]]
+    betas = (cfg.adam_beta1, cfg.adam_beta2)
+    if strategy.bias_correction:
+        return torch.optim.AdamW(groups, lr=cfg.lr, betas=betas, eps=cfg.adam_eps)
+    return AdamW(groups, lr=cfg.lr, betas=betas, eps=cfg.adam_eps, bias_correction=False)
 
 
 def warmup_steps(cfg: TrainConfig, total_steps: int) -> int:

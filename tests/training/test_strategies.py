@@ -1,0 +1,207 @@
+"""Fine-tuning strategies: which blocks train, re-initialisation, per-block learning rates, the optimiser."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import pytest
+import torch
+from conftest import write_sentiment_tsv, write_tiny_checkpoint
+
+from seqtune.cli import main
+from seqtune.config import DataConfig, TrainConfig
+from seqtune.errors import SeqtuneError
+from seqtune.models.task_model import model_for_finetuning
+from seqtune.tasks.classification import ClassificationOptions, ClassificationTask
+from seqtune.tokenization import load_tokenizer
+from seqtune.training.adam import AdamW
+from seqtune.training.optim import build_optimizer
+from seqtune.training.strategies import StrategyConfig, apply_strategy, block_of, parameter_counts
+
+LAYERS = 3
+
+
+@pytest.fixture(scope="module")
+def checkpoint(tmp_path_factory):
+    return write_tiny_checkpoint(tmp_path_factory.mktemp("bert3"), layers=LAYERS)
+
+
+def fresh_model(checkpoint, head="pooler"):
+    task = ClassificationTask(ClassificationOptions(type="classification", head=head), DataConfig(),
+                              load_tokenizer(checkpoint))
+    task.labels = ["neg", "pos"]
+    model, _ = model_for_finetuning(str(checkpoint), task)
+    return model
+
+
+def numel(module) -> int:
+    return sum(p.numel() for p in module.parameters())
+
+
+@pytest.mark.parametrize("settings, trained", [
+    ({}, ["embeddings", "layer.0", "layer.1", "layer.2", "pooler", "head"]),
+    ({"top_layers": 0}, ["pooler", "head"]),
+    ({"top_layers": 0, "train_pooler": False}, ["head"]),
+    ({"top_layers": 2}, ["layer.1", "layer.2", "pooler", "head"]),
+    ({"top_layers": 3}, ["layer.0", "layer.1", "layer.2", "pooler", "head"]),
+    ({"freeze_layers": 0}, ["layer.0", "layer.1", "layer.2", "pooler", "head"]),
+    ({"freeze_layers": 1}, ["layer.1", "layer.2", "pooler", "head"]),
+])
+def test_parameter_counts_per_strategy(checkpoint, settings, trained):
+    model = fresh_model(checkpoint)
+    frozen_layers = apply_strategy(model, StrategyConfig(**settings))
+    enc = model.encoder
+    blocks = {"embeddings": enc.embeddings, **{f"layer.{i}": enc.layers[i] for i in range(LAYERS)},
+              "pooler": enc.pooler, "head": model.head}
+    counts = parameter_counts(model)
+    for name, module in blocks.items():
+        expected = numel(module)
+        assert counts[name] == ({"trainable": expected, "frozen": 0} if name in trained
+                                else {"trainable": 0, "frozen": expected}), name
+    assert counts["total"]["trainable"] == sum(p.numel() for p in model.parameters() if p.requires_grad)
+    assert counts["total"]["trainable"] + counts["total"]["frozen"] == numel(model)
+    assert frozen_layers == (None if not settings else sum(f"layer.{i}" not in trained for i in range(LAYERS)))
+
+
+def test_reinitialised_layers_differ_from_the_checkpoint_and_the_others_do_not(checkpoint):
+    torch.manual_seed(0)
+    original = fresh_model(checkpoint).encoder.state_dict()
+    model = fresh_model(checkpoint)
+    apply_strategy(model, StrategyConfig(reinit_layers=2, reinit_pooler=True))
+    after = model.encoder.state_dict()
+    for key, before in original.items():
+        reinitialised = key.startswith(("layers.1.", "layers.2.", "pooler."))
+        if not reinitialised:
+            assert torch.equal(after[key], before), key
+        elif key.endswith("norm.weight"):
+            assert torch.equal(after[key], torch.ones_like(before)), key  # LayerNorm back to identity
+        elif key.endswith("bias"):
+            assert torch.equal(after[key], torch.zeros_like(before)), key
+        else:
+            assert not torch.equal(after[key], before), key
+            std = model.encoder.config.initializer_range
+            assert abs(after[key].std().item() - std) < 0.3 * std, key  # N(0, initializer_range)
+
+
+@pytest.mark.parametrize("settings, message", [
+    ({"top_layers": 1, "freeze_layers": 1}, "set only one"),
+    ({"top_layers": 4}, "out of range"),
+    ({"freeze_layers": -1}, "out of range"),
+    ({"top_layers": 1, "reinit_layers": 2}, "stay frozen"),
+    ({"layer_lr_decay": 0.0}, "(0, 1]"),
+    ({"layer_lr_decay": 1.5}, "(0, 1]"),
+    ({"top_layers": 0, "train_pooler": False, "reinit_pooler": True}, "frozen"),
+])
+def test_inconsistent_settings_are_clear_errors(checkpoint, settings, message):
+    with pytest.raises(SeqtuneError, match=message.replace("(", r"\(").replace("]", r"\]")):
+        apply_strategy(fresh_model(checkpoint), StrategyConfig(**settings))
+
+
+def test_reinit_pooler_needs_a_pooler(checkpoint):
+    with pytest.raises(SeqtuneError, match="no pooler"):
+        apply_strategy(fresh_model(checkpoint, head="cls"), StrategyConfig(reinit_pooler=True))
+
+
+def test_block_names():
+    assert block_of("encoder.embeddings.word.weight") == "embeddings"
+    assert block_of("encoder.layers.11.ffn_in.weight") == "layer.11"
+    assert block_of("encoder.pooler.dense.bias") == "pooler"
+    assert block_of("head.classifier.weight") == "head"
+
+
+def test_layerwise_learning_rates_per_group(checkpoint):
+    model = fresh_model(checkpoint)
+    apply_strategy(model, StrategyConfig(layer_lr_decay=0.5, head_lr=1e-2))
+    optimizer = build_optimizer(model, TrainConfig(lr=1e-3, weight_decay=0.1))
+    expected = {"head": 1e-2, "pooler": 1e-3, "layer.2": 5e-4, "layer.1": 2.5e-4, "layer.0": 1.25e-4,
+                "embeddings": 6.25e-5}
+    seen = set()
+    for group in optimizer.param_groups:
+        assert math.isclose(group["lr"], expected[group["block"]]), group["block"]
+        # BERT's exclusions still hold inside every block: no decay on biases and LayerNorm weights
+        assert group["weight_decay"] == (0.1 if all(p.ndim >= 2 for p in group["params"]) else 0.0)
+        assert all(p.ndim < 2 for p in group["params"]) or all(p.ndim >= 2 for p in group["params"])
+        seen.add(group["block"])
+    assert seen == set(expected)
+    assert sum(p.numel() for g in optimizer.param_groups for p in g["params"]) == numel(model)
+    assert isinstance(optimizer, torch.optim.AdamW)
+
+
+def test_frozen_parameters_are_not_optimised(checkpoint):
+    model = fresh_model(checkpoint)
+    apply_strategy(model, StrategyConfig(top_layers=1, bias_correction=False))
+    optimizer = build_optimizer(model, TrainConfig(lr=1e-3))
+    assert isinstance(optimizer, AdamW) and not isinstance(optimizer, torch.optim.AdamW)
+    optimised = {id(p) for g in optimizer.param_groups for p in g["params"]}
+    assert optimised == {id(p) for p in model.parameters() if p.requires_grad}
+    assert {g["block"] for g in optimizer.param_groups} == {"layer.2", "pooler", "head"}
+
+
+def random_problem(seed=0):
+    g = torch.Generator().manual_seed(seed)
+    params = [torch.randn(4, 3, generator=g), torch.randn(5, generator=g)]
+    grads = [[torch.randn(p.shape, generator=g) for p in params] for _ in range(6)]
+    return params, grads
+
+
+def run_optimizer(make, params, grads):
+    params = [p.clone().requires_grad_(True) for p in params]
+    opt = make(params)
+    history = []
+    for step_grads in grads:
+        for p, g in zip(params, step_grads):
+            p.grad = g.clone()
+        opt.step()
+        history.append([p.detach().clone() for p in params])
+    return history
+
+
+def test_our_adamw_with_bias_correction_equals_torch_adamw():
+    params, grads = random_problem()
+    ours = run_optimizer(lambda ps: AdamW(ps, lr=1e-2, weight_decay=0.1), params, grads)
+    theirs = run_optimizer(lambda ps: torch.optim.AdamW(ps, lr=1e-2, weight_decay=0.1), params, grads)
+    for a, b in zip(ours, theirs):
+        for x, y in zip(a, b):
+            torch.testing.assert_close(x, y, rtol=1e-6, atol=1e-7)
+
+
+def test_adam_without_bias_correction_follows_its_formula():
+    params, grads = random_problem(1)
+    lr, wd, (b1, b2), eps = 1e-2, 0.1, (0.9, 0.999), 1e-8
+    ours = run_optimizer(lambda ps: AdamW(ps, lr=lr, weight_decay=wd, bias_correction=False), params, grads)
+    corrected = run_optimizer(lambda ps: torch.optim.AdamW(ps, lr=lr, weight_decay=wd), params, grads)
+    # step 1 by hand: m = (1-b1) g, v = (1-b2) g^2, p <- p(1 - lr wd) - lr m / (sqrt(v) + eps)
+    for p0, g, p1 in zip(params, grads[0], ours[0]):
+        expected = p0 * (1 - lr * wd) - lr * (1 - b1) * g / ((1 - b2) ** 0.5 * g.abs() + eps)
+        torch.testing.assert_close(p1, expected, rtol=1e-6, atol=1e-7)
+    # the first uncorrected update is (1-b1)/sqrt(1-b2) ~ 3.16 times the corrected one
+    for p0, a, b in zip(params, ours[0], corrected[0]):
+        ratio = ((a - p0 * (1 - lr * wd)) / (b - p0 * (1 - lr * wd))).flatten()
+        torch.testing.assert_close(ratio, torch.full_like(ratio, (1 - b1) / (1 - b2) ** 0.5), rtol=1e-4, atol=0)
+    # and the trajectories stay apart afterwards
+    assert not torch.allclose(ours[-1][0], corrected[-1][0])
+
+
+def test_train_records_parameter_counts_and_applies_the_strategy(tmp_path, checkpoint):
+    train = write_sentiment_tsv(tmp_path / "train.tsv", n=32)
+    dev = write_sentiment_tsv(tmp_path / "dev.tsv", n=16, seed=1)
+    code = main(["train", "--set", "task.type=classification", "--set", f"model.path={checkpoint}",
+                 "--set", f"data.train={train}", "--set", f"data.dev={dev}", "--set", "data.text_column=sentence",
+                 "--set", "train.epochs=1", "--set", "train.progress=false", "--set", f"output_dir={tmp_path}/runs",
+                 "--set", "strategy.top_layers=1", "--set", "strategy.reinit_layers=1",
+                 "--set", "strategy.bias_correction=false"])
+    assert code == 0
+    run = next((tmp_path / "runs").iterdir())
+    counts = json.loads((run / "results.json").read_text())["parameters"]
+    assert counts["layer.0"]["trainable"] == 0 and counts["layer.2"]["frozen"] == 0
+    assert counts["embeddings"]["trainable"] == 0 and counts["head"]["trainable"] == 66
+    assert "parameters: layer.2" in (run / "log.txt").read_text()
+    # the frozen layers of the saved model are the checkpoint's, the trained/re-initialised one is not
+    from seqtune.models.task_model import load_trained_model
+    _, saved = load_trained_model(run / "model")
+    original = fresh_model(checkpoint).encoder.state_dict()
+    state = saved.encoder.state_dict()
+    assert torch.equal(state["layers.0.attention.qkv.weight"], original["layers.0.attention.qkv.weight"])
+    assert torch.equal(state["embeddings.word.weight"], original["embeddings.word.weight"])
+    assert not torch.equal(state["layers.2.attention.qkv.weight"], original["layers.2.attention.qkv.weight"])
