@@ -88,13 +88,14 @@ def test_reads_jsonl_in_datasets_layout_and_unlabelled_records(tmp_path):
          "answers": {"text": ["Denver Broncos"], "answer_start": [0]}},
         {"id": "b", "question": "Who named Paris?", "context": CONTEXT_B,
          "answers": {"text": [], "answer_start": []}},
-        {"id": "c", "question": "Where?", "context": CONTEXT_A},
+        {"question": "Where?", "context": CONTEXT_A},
     ]
     path = write(tmp_path, "qa.jsonl", "\n".join(json.dumps(x) for x in lines) + "\n")
     a, b, c = read_squad(path)
     assert a.answers[0].text == "Denver Broncos" and not a.is_impossible
     assert b.is_impossible
     assert c.answers is None and not c.is_impossible
+    assert c.id == "3"  # no id: the line number
     with pytest.raises(SeqtuneError, match="needs a SQuAD JSON file with articles"):
         read_squad(path + "#articles=0:1")
 

@@ -8,7 +8,8 @@ Two layouts are read, told apart by content (not by file extension):
 - JSONL, one question per line, as Hugging Face `datasets` writes SQuAD:
   `{"id", "question", "context", "answers": {"text": [...], "answer_start": [...]}}`
   (also accepted: `answers` as a list of `{"text", "answer_start"}` objects). An empty answer list
-  means "unanswerable"; a record without `answers` is unlabelled (fine for prediction only).
+  means "unanswerable"; a record without `answers` is unlabelled (fine for prediction only); a
+  record without `id` gets its line number as id.
 
 Part of a SQuAD JSON file is chosen by articles with a selector after the path, so a fixed split
 of one file needs no copy of the data: `dev-v1.1.json#articles=0:32` reads articles 0..31,
@@ -153,7 +154,8 @@ def _read_jsonl(file: str, max_rows: int | None) -> list[QAExample]:
     examples = []
     for i, row in enumerate(table.rows):
         where = table.where(i)
-        qid = _question_id(row, where)
+        # JSONL ids are optional (question/context pairs to predict): the line number stands in.
+        qid = _question_id(row, where) if "id" in row else str(table.lines[i])
         where = f"{where} (question id {qid!r})"
         context = _text(row, "context", where)
         answers = None
