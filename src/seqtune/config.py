@@ -193,8 +193,9 @@ def resolve_paths(cfg: RunConfig, base: Path) -> None:
     def fix(p: str | None) -> str | None:
         if p is None or Path(p).is_absolute():
             return p
-        candidate = base / p
-        return str(candidate) if candidate.exists() or not Path(p).exists() else p
+        file_part = p.split("#", 1)[0]  # "file.json#articles=0:32": a selector after the path
+        candidate = base / file_part
+        return str(base / p) if candidate.exists() or not Path(file_part).exists() else p
     for name in ("train", "dev", "test"):
         setattr(cfg.data, name, fix(getattr(cfg.data, name)))
     cfg.model.path = fix(cfg.model.path)

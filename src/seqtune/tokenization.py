@@ -123,6 +123,8 @@ def read_vocab_file(path: Path) -> dict[str, int]:
 def load_tokenizer(model_dir: str | Path) -> Tokenizer:
     """Load the tokenizer of a checkpoint directory (tokenizer.json, else vocab.txt)."""
     model_dir = Path(model_dir)
+    if not model_dir.is_dir():
+        raise SeqtuneError(f"model directory {str(model_dir)!r} does not exist.")
     config_path = model_dir / "tokenizer_config.json"
     config = json.loads(config_path.read_text()) if config_path.is_file() else {}
     lowercase = bool(config.get("do_lower_case", True))

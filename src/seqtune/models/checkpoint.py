@@ -184,6 +184,7 @@ def load_encoder_state(encoder: torch.nn.Module, split: SplitCheckpoint, source:
         missing = []
     unexpected = [k for k in unexpected if not k.startswith("pooler.")]  # unused pooler is fine
     if missing or unexpected:
+        missing, unexpected = _hf_names(missing), _hf_names(unexpected)
         lines = []
         if missing:
             lines.append(f"missing encoder weights ({len(missing)}): {', '.join(missing[:12])}")
@@ -203,6 +204,17 @@ def load_encoder_state(encoder: torch.nn.Module, split: SplitCheckpoint, source:
         raise SeqtuneError(f"checkpoint {source} has weights of the wrong shape: " + "; ".join(shapes[:6]))
     encoder.load_state_dict({k: v for k, v in given.items() if k in expected}, strict=False)
     return report
+
+
+def _hf_names(keys: list[str]) -> list[str]:
+    """Our encoder keys as the checkpoint names them (for messages); unknown keys pass through."""
+    names = []
+    for key in keys:
+        try:
+            names.extend(encoder_state_to_hf({key: torch.empty(3)}, prefix=""))
+        except (KeyError, ValueError, IndexError):
+            names.append(key)
+    return names
 
 
 def encoder_config_from_dir(model_dir: str | Path) -> EncoderConfig:

@@ -108,6 +108,7 @@ def load_trained_model(path: str | Path):
     cls = task_class(meta["task"]["type"])
     options = build_dataclass(cls.Options, meta["task"], "task")
     data = build_dataclass(DataConfig, meta["data"], "data")
+    data.max_rows = None  # a training-time row limit must not cut files given to evaluate/predict
     tokenizer = load_tokenizer(path)
     task = cls(options, data, tokenizer)
     task.load_state(meta["task_state"])
