@@ -76,6 +76,8 @@ def test_one_token_per_residue_and_unknown_letters_counted(char_checkpoint):
     assert ds.features[0]["input_ids"] == [tokenizer.cls_id, vocab["M"], vocab["K"], tokenizer.unk_id, vocab["V"],
                                            vocab["L"], tokenizer.unk_id, tokenizer.sep_id]
     assert ds.info["unknown_residues"] == {"X": 3}
+    metrics = task.metrics([np.zeros((len(r.sequence), 3), dtype=np.float32) for r in train], ds)
+    assert metrics["residues"]["unknown"] == {"X": 3}
     ids = task.label_to_id
     assert ds.features[1]["labels"] == [IGNORE_INDEX, ids["C"], ids["E"], ids["H"], IGNORE_INDEX]
 
@@ -115,7 +117,7 @@ def test_masked_residues_leave_the_loss_and_the_metrics(char_checkpoint):
     logits[:, task.label_to_id["C"]] = 1.0
     metrics = task.metrics([logits], ds)
     assert metrics["accuracy"] == 0.0 and metrics["q3"] == 0.0
-    assert metrics["scored_residues"] == 2 and metrics["masked_residues"] == 2
+    assert metrics["residues"] == {"scored": 2, "masked": 2, "unknown": {}}
     batch = task.collate(ds.features)
     loss = task.loss(torch.as_tensor(np.pad(logits, ((1, 1), (0, 0))))[None], batch)
     assert loss.item() == pytest.approx(-np.log(np.exp(0) / (np.exp(1) + 2)), rel=1e-5)
@@ -233,7 +235,7 @@ def test_cli_train_evaluate_predict(char_checkpoint, tmp_path, capsys):
     (run_dir,) = (tmp_path / "runs").iterdir()
     results = json.loads((run_dir / "results.json").read_text())
     assert results["test"]["q3"] > 0.9, results["test"]  # a constant guess gets ~0.4
-    assert results["test"]["masked_residues"] == sum(r[3].count("0") for r in test_rows)
+    assert results["test"]["residues"]["masked"] == sum(r[3].count("0") for r in test_rows)
 
     fasta = tmp_path / "query.fasta"
     fasta.write_text("".join(f">{r[0]} some description\n{r[1][:30]}\n{r[1][30:]}\n" for r in test_rows))

@@ -11,8 +11,8 @@ looked up once as a one-character word of the checkpoint's tokenizer: with a cha
 (a model pretrained on sequences) that is the character's own token; with a WordPiece checkpoint
 (e.g. an English BERT) each residue is treated as a word. A character with no token of its own is
 unknown: it becomes [UNK] (`unknown_residues: unk`, the default) or is an error
-(`unknown_residues: error`); either way the unknown characters are counted and reported with the
-first record where each occurs (`EncodedDataset.info["unknown_residues"]`, and in the metrics).
+(`unknown_residues: error`, which names the first record where each occurs); with [UNK] they are
+counted per character in `EncodedDataset.info["unknown_residues"]` and `metrics["residues"]["unknown"]`.
 
 Sequences longer than data.max_length - 2 are cut into overlapping windows (`windows.py`); every
 residue gets exactly one prediction. Metrics: per-residue accuracy (also named q3 for 3-state
@@ -169,10 +169,8 @@ class ResidueTask(TokenTask):
         elif set(self.labels) == Q8_LABELS:
             metrics["q8"] = report["accuracy"]
         metrics["macro_f1"] = report["macro_f1"]
-        metrics["scored_residues"] = int(sum(len(g) for g in gold))
-        metrics["masked_residues"] = masked
-        if dataset.unknown:
-            metrics["unknown_residues"] = int(sum(dataset.unknown.values()))
+        metrics["residues"] = {"scored": int(sum(len(g) for g in gold)), "masked": masked,
+                               "unknown": dict(dataset.unknown.most_common())}
         metrics["per_label"] = report["per_label"]
         metrics["confusion_matrix"] = report["confusion_matrix"]
         return metrics
