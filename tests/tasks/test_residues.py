@@ -250,6 +250,11 @@ def test_cli_train_evaluate_predict(char_checkpoint, tmp_path, capsys):
     metrics = json.loads(capsys.readouterr().out)
     assert metrics["q3"] == pytest.approx(results["test"]["q3"])
 
+    from seqtune import load
+
+    (api,) = load(run_dir / "model", device="cpu").predict([test_rows[0][1]])
+    assert api["label_string"] == records[0]["label_string"] and "id" not in api
+
 
 def test_cli_rejects_the_issue_example(char_checkpoint, tmp_path, capsys):
     train = tmp_path / "train.csv"

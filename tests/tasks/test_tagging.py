@@ -252,6 +252,12 @@ def test_cli_train_evaluate_predict(tiny_checkpoint, tmp_path, capsys):
     metrics = json.loads(capsys.readouterr().out)
     assert metrics["f1"] == pytest.approx(results["test"]["f1"])
 
+    from seqtune import load
+
+    model = load(run_dir / "model", device="cpu")
+    as_text, as_words = model.predict([" ".join(test_sentences[0][0]), test_sentences[0][0]])
+    assert as_text == as_words == records[0]
+
 
 def test_cli_train_rejects_unseen_dev_tag(tiny_checkpoint, tmp_path, capsys):
     train = write_conll(tmp_path / "train.txt", [(["actors", "was"], ["B-PER", "O"])])
