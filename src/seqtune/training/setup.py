@@ -18,8 +18,10 @@ from seqtune.models.task_model import load_trained_model, model_for_finetuning, 
 from seqtune.tasks import task_class
 from seqtune.tasks.base import EncodedDataset, Task
 from seqtune.tokenization import load_tokenizer
+from seqtune.training.caching import model_for_training
 from seqtune.training.loop import evaluate, resolve_runtime, scalar_metrics, train
 from seqtune.training.run_dir import RunDir
+from seqtune.training.strategies import apply_strategy, format_counts, parameter_counts
 
 
 def seed_everything(seed: int) -> None:
@@ -74,12 +76,20 @@ def train_from_config(cfg: RunConfig) -> Path:
         f"{model.encoder.config.hidden_size}, {n_params / 1e6:.1f}M parameters) on {runtime.device}")
     for line in report:
         log(f"model: {line}")
+    # Fine-tuning strategy (training/strategies.py): freeze / re-initialise blocks, per-block learning
+    # rates; frozen bottom layers run through FrozenBottomModel, cached when allowed (caching.py).
+    frozen_layers = apply_strategy(model, cfg.strategy)
+    parameters = parameter_counts(model)
+    for line in format_counts(parameters):
+        log(f"parameters: {line}")
+    trained = model_for_training(model, frozen_layers, cfg.strategy, task, [train_set, dev_set], runtime,
+                                 cfg.train, run.path, log)
 
-    summary = train(model, task, train_set, dev_set, cfg.train, runtime, log, run.add_metrics,
+    summary = train(trained, task, train_set, dev_set, cfg.train, runtime, log, run.add_metrics,
                     on_best=lambda: save_model(run.model_dir, model, task, tokenizer))
 
     dev_metrics = summary.pop("best_metrics")
-    results: dict = {"train": summary}
+    results: dict = {"train": summary, "parameters": parameters}
     if dev_metrics is not None:
         results["dev"] = dev_metrics
     if cfg.data.test:
