@@ -1,0 +1,106 @@
+"""seqtune sweep: grid expansion, the failure threshold, the summary table, CSV and plot."""
+
+from __future__ import annotations
+
+import csv
+import math
+import sys
+
+import pytest
+from conftest import write_sentiment_tsv, write_tiny_checkpoint
+
+from seqtune.cli import main
+from seqtune.commands.sweep import expand_grid, majority_baseline, majority_label, plot, split_values, summarise
+from seqtune.config import load_config
+
+
+def test_split_values_keeps_lists_whole():
+    assert split_values("0,1,null") == ["0", "1", "null"]
+    assert split_values("[a,b],[c]") == ["[a,b]", "[c]"]
+    assert split_values("3e-5") == ["3e-5"]
+
+
+def test_expand_grid():
+    fixed, keys, points = expand_grid(["train.lr=3e-5", "strategy.top_layers=0,2", "task.labels=[a,b]",
+                                       "train.seed=1,2"])
+    assert fixed == ["train.lr=3e-5", "task.labels=[a,b]"]
+    assert keys == ["strategy.top_layers", "train.seed"]
+    assert points == [["strategy.top_layers=0", "train.seed=1"], ["strategy.top_layers=0", "train.seed=2"],
+                      ["strategy.top_layers=2", "train.seed=1"], ["strategy.top_layers=2", "train.seed=2"]]
+
+
+def test_majority_label_counts_sequence_and_token_labels():
+    assert majority_label([{"labels": 1}, {"labels": 0}, {"labels": 1}]) == 1
+    assert majority_label([{"labels": [-100, 2, 2, -100]}, {"labels": [0, 2]}]) == 2  # -100 = ignored
+    assert majority_label([{"labels": 0.7}, {"labels": 1.5}]) is None  # regression: no classes
+    assert majority_label([{"input_ids": [1]}]) is None
+
+
+def test_summarise_counts_runs_at_or_below_the_baseline_and_diverged_runs_as_failed():
+    s = summarise([0.9, 0.5, 0.7, None], baseline=0.5)
+    assert s["runs"] == 4 and s["failed"] == 2
+    assert math.isclose(s["mean"], 0.7) and math.isclose(s["std"], 0.2)  # sample std over finished runs
+    assert (s["min"], s["max"]) == (0.5, 0.9)
+    assert summarise([0.1, 0.2], baseline=None)["failed"] == 0
+
+
+@pytest.fixture(scope="module")
+def sweep_files(tmp_path_factory):
+    d = tmp_path_factory.mktemp("sweep")
+    checkpoint = write_tiny_checkpoint(d / "bert", layers=2)
+    train = write_sentiment_tsv(d / "train.tsv", n=33)  # 17 negative, 16 positive: majority "0"
+    dev = write_sentiment_tsv(d / "dev.tsv", n=16, seed=1)
+    lines = dev.read_text().splitlines()
+    negatives = [line for line in lines[1:] if line.endswith("\t0")]
+    dev.write_text("\n".join([lines[0], *[line for line in lines[1:] if line.endswith("\t1")], *negatives[:4]]) + "\n")
+    config = d / "tiny.yaml"
+    config.write_text(f"task: {{type: classification}}\nmodel: {{path: {checkpoint}}}\n"
+                      f"data: {{train: {train}, dev: {dev}, text_column: sentence}}\n"
+                      "train: {epochs: 1, batch_size: 16, progress: false, lr: 1.0e-3}\n")
+    return config
+
+
+def test_majority_baseline_uses_the_training_majority_on_dev(sweep_files):
+    # training majority is "0"; dev has 8 positives and 4 negatives -> predicting "0" scores 4/12
+    assert math.isclose(majority_baseline(load_config(sweep_files)), 4 / 12)
+
+
+def test_sweep_writes_table_csv_and_plot(sweep_files, tmp_path, capsys):
+    out = tmp_path / "sweep"
+    code = main(["sweep", str(sweep_files), "--seeds", "2", "--output", str(out),
+                 "--set", "strategy.top_layers=0,2"])
+    assert code == 0
+    runs = list(csv.DictReader((out / "runs.csv").open()))
+    assert [(r["strategy.top_layers"], r["seed"]) for r in runs] == [("0", "42"), ("0", "43"), ("2", "42"), ("2", "43")]
+    assert all(r["metric"] == "accuracy" and 0 <= float(r["value"]) <= 1 and float(r["wall_seconds"]) > 0
+               for r in runs)
+    summary = list(csv.DictReader((out / "summary.csv").open()))
+    assert [row["strategy.top_layers"] for row in summary] == ["0", "2"]
+    for row in summary:
+        values = [float(r["value"]) for r in runs if r["strategy.top_layers"] == row["strategy.top_layers"]]
+        assert math.isclose(float(row["mean"]), sum(values) / 2)
+        assert math.isclose(float(row["min"]), min(values)) and math.isclose(float(row["max"]), max(values))
+        assert int(row["failed"]) == sum(v <= 4 / 12 + 1e-12 for v in values)
+        assert int(row["runs"]) == 2
+    table = (out / "summary.md").read_text()
+    assert table.startswith("| strategy.top_layers | runs | accuracy mean ± std |")
+    assert "majority-class baseline (accuracy 0.3333)" in table
+    assert (out / "summary.png").read_bytes()[:4] == b"\x89PNG"
+    # every run is a normal run directory inside the sweep directory, with its seed
+    run_dirs = [p for p in out.iterdir() if p.is_dir()]
+    assert len(run_dirs) == 4 and all((p / "results.json").is_file() for p in run_dirs)
+    assert "seed: 43" in (out / runs[1]["run_dir"].split("/")[-1] / "config.yaml").read_text()
+
+
+def test_sweep_rejects_a_bad_grid_value_before_training(sweep_files, tmp_path):
+    code = main(["sweep", str(sweep_files), "--output", str(tmp_path / "s"), "--set", "strategy.top_layers=0,x"])
+    assert code == 2
+    assert not (tmp_path / "s").exists()
+
+
+def test_plot_is_skipped_with_a_message_without_matplotlib(tmp_path, monkeypatch, capsys):
+    monkeypatch.setitem(sys.modules, "matplotlib", None)  # import matplotlib -> ImportError
+    rows = [{"point": 0, "k": "1", "mean": 0.5, "std": 0.1}]
+    assert plot(tmp_path / "p.png", rows, [], ["k"], "accuracy", None) is False
+    assert "matplotlib is not installed" in capsys.readouterr().err
+    assert not (tmp_path / "p.png").exists()
