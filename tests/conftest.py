@@ -71,3 +71,11 @@ def write_sentiment_tsv(path: Path, n: int = 64, seed: int = 0) -> Path:
         lines.append(" ".join(filler + words) + f"\t{label}")
     path.write_text("\n".join(lines) + "\n")
     return path
+
+
+@pytest.fixture(autouse=True)
+def _restore_torch_threads():
+    """train.num_threads sets torch's process-wide thread count; keep it from leaking between tests."""
+    threads = torch.get_num_threads()
+    yield
+    torch.set_num_threads(threads)

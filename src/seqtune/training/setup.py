@@ -14,6 +14,7 @@ import torch
 
 from seqtune.config import RunConfig
 from seqtune.errors import SeqtuneError
+from seqtune.models.hub import resolve_model_path
 from seqtune.models.task_model import load_trained_model, model_for_finetuning, save_model
 from seqtune.tasks import task_class
 from seqtune.tasks.base import EncodedDataset, Task
@@ -39,9 +40,13 @@ def load_split(task: Task, path: str, split: str, log) -> EncodedDataset:
     lengths = dataset.lengths
     log(f"{split}: {len(examples)} examples -> {len(lengths)} features, {sum(lengths)} tokens "
         f"(mean {np.mean(lengths):.1f}, max {max(lengths)}) from {path} in {time.perf_counter() - start:.1f}s")
-    if dataset.info.get("truncated"):
+    info = dict(dataset.info)
+    if info.pop("truncated", 0):
         log(f"{split}: {dataset.info['truncated']} examples were longer than data.max_length="
             f"{task.data.max_length} tokens and were truncated")
+    details = {k: v for k, v in info.items() if v}  # windows, unknown residues, ... (task-specific)
+    if details:
+        log(f"{split}: " + ", ".join(f"{k} {v}" for k, v in details.items()))
     return dataset
 
 
@@ -49,7 +54,7 @@ def require_model_path(cfg: RunConfig) -> str:
     if not cfg.model.path:
         raise SeqtuneError("model.path is required: a Hugging Face BERT checkpoint directory "
                            "(config.json, model.safetensors or pytorch_model.bin, vocab.txt or tokenizer.json).")
-    return cfg.model.path
+    return resolve_model_path(cfg.model.path)
 
 
 def train_from_config(cfg: RunConfig) -> Path:
