@@ -14,6 +14,8 @@ COMMANDS = [
     "seqtune.commands.evaluate",
     "seqtune.commands.predict",
     "seqtune.commands.sweep",
+    "seqtune.commands.pretrain",
+    "seqtune.commands.fill_mask",
 ]
 
 
