@@ -43,6 +43,12 @@ class Corpus:
     source: str
     info: dict = field(default_factory=dict)  # e.g. {"blank_lines": 3}
 
+    def __len__(self) -> int:
+        return len(self.records)
+
+    def __getitem__(self, index: int) -> CorpusRecord:
+        return self.records[index]
+
 
 def open_text(path: Path) -> io.TextIOBase:
     if path.suffix == ".gz":

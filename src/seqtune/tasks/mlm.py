@@ -25,7 +25,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from seqtune.data.corpus import Corpus, encode_corpus, read_corpus
+from seqtune.data.corpus import Corpus, CorpusRecord, encode_corpus, read_corpus
 from seqtune.data.masking import MaskingConfig, maskable_positions, mask_tokens
 from seqtune.errors import SeqtuneError
 from seqtune.models.mlm_head import MaskedLMHead
@@ -83,6 +83,12 @@ class MaskedLMTask(Task):
     # ---- data -----------------------------------------------------------------------------
     def read(self, path: str, split: str) -> Corpus:
         return read_corpus(path, self.data.format, self.data.text_column, self.data.max_rows)
+
+    def examples_from_inputs(self, inputs: list[str]) -> Corpus:
+        """In-memory texts (the Python API's `predict`) as a corpus."""
+        if not all(isinstance(t, str) and t.strip() for t in inputs):
+            raise SeqtuneError("masked-language-model inputs must be non-empty strings.")
+        return Corpus([CorpusRecord(t, f"input {i + 1}") for i, t in enumerate(inputs)], "inputs")
 
     def encode(self, examples: Corpus, split: str) -> EncodedDataset:
         features, info = encode_corpus(examples, self.tokenizer, self.data.max_length,
@@ -188,3 +194,69 @@ class MaskedLMTask(Task):
         return (f"masked language model, {self.tokenizer.vocab_size} tokens ({self.tokenizer.kind}), "
                 f"masking {m.probability:.0%} ({m.mask_fraction:.0%} [MASK], {m.random_fraction:.0%} "
                 f"random){', whole words' if self.uses_word_ids else ''}")
+
+
+# ---- probing a trained model: `seqtune fill-mask` ----------------------------------------------
+
+def load_masked_lm(path: str, device: str = "auto"):
+    """(model, tokenizer) from a seqtune MLM directory or any Hugging Face BERT checkpoint with an
+    MLM head (`cls.predictions.*`). The model is in eval mode on the chosen device."""
+    from pathlib import Path
+
+    from seqtune.config import DataConfig, TrainConfig
+    from seqtune.models.checkpoint import encoder_config_from_dir, read_weights
+    from seqtune.models.mlm_head import HEAD_KEYS
+    from seqtune.models.task_model import SEQTUNE_FILE, load_trained_model, model_for_finetuning
+    from seqtune.tokenization import load_tokenizer
+    from seqtune.training.loop import resolve_runtime
+
+    if (Path(path) / SEQTUNE_FILE).is_file():
+        task, model = load_trained_model(path)
+        if task.name != "mlm":
+            raise SeqtuneError(f"{path} was trained for the {task.name!r} task; fill-mask needs a masked "
+                               "language model (seqtune pretrain, or a checkpoint with an MLM head).")
+        tokenizer = task.tokenizer
+    else:
+        if not all(k in read_weights(path) for k in HEAD_KEYS):
+            raise SeqtuneError(f"{path} has no MLM head (cls.predictions.* weights), so it cannot "
+                               "predict masked tokens.")
+        tokenizer = load_tokenizer(path)
+        positions = encoder_config_from_dir(path).max_position_embeddings
+        task = MaskedLMTask(MaskedLMOptions(), DataConfig(max_length=positions), tokenizer)
+        model, _ = model_for_finetuning(path, task)
+    model.to(resolve_runtime(TrainConfig(device=device)).device).eval()
+    return model, tokenizer
+
+
+def fill_mask(model, tokenizer, texts: list[str], top_k: int = 5) -> list[list[dict]]:
+    """Top-k predictions at every [MASK] of each text.
+
+    Returns, per text, one entry per [MASK]: {"position": token index, "predictions":
+    [{"token", "id", "probability"}, ...]} (probabilities over the whole vocabulary).
+    """
+    if tokenizer.mask_id is None:
+        raise SeqtuneError("the tokenizer has no [MASK] token.")
+    tokenizer.backend.add_special_tokens(["[MASK]"])  # so "[MASK]" in text is one token, not "[", "mask", "]"
+    encodings = tokenizer.backend.encode_batch(texts)
+    for text, enc in zip(texts, encodings):
+        if tokenizer.mask_id not in enc.ids:
+            raise SeqtuneError(f"{text!r} has no [MASK] token to fill.")
+    features = [{"input_ids": enc.ids} for enc in encodings]
+    batch = collate_inputs(features, tokenizer.pad_id)
+    batch["mlm_positions"] = batch["input_ids"] == tokenizer.mask_id
+    device = next(model.parameters()).device
+    batch = {k: v.to(device) for k, v in batch.items()}
+    with torch.inference_mode():
+        probs = model(batch).float().softmax(-1)  # (M, V)
+    top = probs.topk(min(top_k, probs.shape[-1]), dim=-1)
+    rows, cols = batch["mlm_positions"].nonzero(as_tuple=True)
+    out: list[list[dict]] = [[] for _ in texts]
+    for m, (row, col) in enumerate(zip(rows.tolist(), cols.tolist())):
+        out[row].append({
+            "position": col,
+            "predictions": [
+                {"token": tokenizer.backend.id_to_token(i), "id": i, "probability": round(p, 6)}
+                for p, i in zip(top.values[m].tolist(), top.indices[m].tolist())
+            ],
+        })
+    return out
