@@ -48,6 +48,9 @@ def parse_args(argv=None):
                    help="corpus file (FASTA/text/CSV/TSV); synthetic sequences when it does not exist")
     p.add_argument("--text-column", default="sentence", help="column of a CSV/TSV corpus")
     p.add_argument("--vocab", choices=["char", "wordpiece"], default="char")
+    p.add_argument("--packing", choices=["lines", "concatenate"], default=None,
+                   help="windows: one record each (default for char) or records joined and cut into "
+                        "full windows (default for wordpiece, as run_mlm's group_texts)")
     p.add_argument("--vocab-size", type=int, default=30522, help="WordPiece vocabulary size (tokens)")
     p.add_argument("--preset", default="mini", help="architecture preset (tiny, mini, small, medium, base)")
     p.add_argument("--max-length", type=int, default=512, help="tokens per window, [CLS]/[SEP] included")
@@ -59,6 +62,8 @@ def parse_args(argv=None):
     p.add_argument("--device", default="cpu", help="cpu or cuda")
     p.add_argument("--seed", type=int, default=0)
     args = p.parse_args(argv)
+    if args.packing is None:
+        args.packing = "lines" if args.vocab == "char" else "concatenate"
     if args.quick:
         args.preset, args.max_length, args.batch_size = "tiny", 128, 16
         args.steps, args.warmup, args.rounds = 8, 2, 2
@@ -68,8 +73,7 @@ def parse_args(argv=None):
 def load_corpus(args) -> Corpus:
     path = Path(args.corpus)
     if path.is_file():
-        corpus = read_corpus(path, column=args.text_column)
-        return Corpus(corpus.records[:4000], corpus.source)
+        return read_corpus(path, column=args.text_column)
     from seqtune.demo_data import unlabelled_sequences
 
     seqs = unlabelled_sequences(2000, seed=args.seed, min_length=60, max_length=600)
@@ -134,8 +138,9 @@ def main(argv=None) -> int:
     workdir = Path(tempfile.mkdtemp(prefix="mlm_bench_"))
     init = write_initial_model(workdir / "init", cfg, tokenizer, seed=args.seed)
 
-    task = MaskedLMTask(MaskedLMOptions(mask_seed=args.seed), DataConfig(max_length=args.max_length), tokenizer)
-    features = task.encode(corpus, "train").features
+    task = MaskedLMTask(MaskedLMOptions(mask_seed=args.seed, packing=args.packing), DataConfig(max_length=args.max_length), tokenizer)
+    # The vocabulary is built from the whole corpus; batches are drawn from its first 4,000 records.
+    features = task.encode(Corpus(corpus.records[:4000], corpus.source), "train").features
     batches = make_batches(features, args.batch_size, args.warmup + args.steps, args.seed)
 
     ours, _ = model_for_finetuning(str(init), task)
@@ -161,6 +166,7 @@ def main(argv=None) -> int:
         "vocab": {"kind": args.vocab, "size": tokenizer.vocab_size},
         "corpus": corpus.source,
         "max_length": args.max_length,
+        "packing": args.packing,
         "batch_size": args.batch_size,
         "mean_tokens_per_batch": float(np.mean([sum(len(f["input_ids"]) for f in b) for b in batches])),
         "steps_per_round": args.steps,
