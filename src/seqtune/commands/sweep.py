@@ -35,7 +35,7 @@ def add_parser(subparsers):
         description=__doc__.split("\n", 2)[2], formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument("config", nargs="?", help="YAML training config (as for `seqtune train`)")
-    p.add_argument("--seeds", type=int, default=3, help="runs per grid point, with train.seed = seed, seed+1, ... "
+    p.add_argument("--seeds", type=int, default=3, help="runs per grid point, with train.seed = the config's seed, seed+1, ... "
                    "(default 3)")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=V1,V2,...", help=SET_HELP)
     p.add_argument("--output", help="sweep directory (default: <output_dir>/<config name>-sweep-<time>)")
