@@ -13,6 +13,7 @@ COMMANDS = [
     "seqtune.commands.train",
     "seqtune.commands.evaluate",
     "seqtune.commands.predict",
+    "seqtune.commands.demo",
     "seqtune.commands.sweep",
     "seqtune.commands.pretrain",
     "seqtune.commands.fill_mask",

@@ -126,7 +126,7 @@ def train(
     schedule = build_schedule(optimizer, cfg, total_steps)
     scaler = torch.amp.GradScaler(enabled=runtime.autocast_dtype == torch.float16)
     best = Best(cfg.metric or task.primary_metric, task.greater_is_better if not cfg.metric else
-                not cfg.metric.startswith(("loss", "mse")))
+                not cfg.metric.startswith(("loss", "mse", "perplexity")))
     log(f"training: {len(train_set.features)} examples, {steps_per_epoch} steps/epoch, "
         f"{total_steps} optimiser steps, lr {cfg.lr:g}")
 
