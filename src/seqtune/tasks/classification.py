@@ -63,6 +63,7 @@ class ClassificationTask(LabelMapMixin, SequenceTask):
     Options = ClassificationOptions
     hf_architecture = "BertForSequenceClassification"
     primary_metric = "accuracy"
+    label_dtype = torch.long
 
     def __init__(self, options, data, tokenizer):
         super().__init__(options, data, tokenizer)
@@ -95,12 +96,6 @@ class ClassificationTask(LabelMapMixin, SequenceTask):
     def parse_labels(self, examples: list[TextExample]) -> None:
         for e in examples:
             e.label = self._label_id(label_text(e.raw_label, e.where), e.where)
-
-    def collate(self, features):
-        batch = super().collate(features)
-        if "labels" in features[0]:
-            batch["labels"] = torch.tensor([f["labels"] for f in features])
-        return batch
 
     def loss(self, logits, batch):
         weight = torch.tensor(self.weights, dtype=logits.dtype, device=logits.device) if self.weights else None
@@ -183,12 +178,6 @@ class MultiLabelTask(LabelMapMixin, SequenceTask):
             for name in self._split(e.raw_label, e.where):
                 hot[self._label_id(name, e.where)] = 1.0
             e.label = hot
-
-    def collate(self, features):
-        batch = super().collate(features)
-        if "labels" in features[0]:
-            batch["labels"] = torch.tensor([f["labels"] for f in features], dtype=torch.float32)
-        return batch
 
     def loss(self, logits, batch):
         return F.binary_cross_entropy_with_logits(logits.float(), batch["labels"])

@@ -39,12 +39,6 @@ class RegressionTask(SequenceTask):
                 )
             e.label = value
 
-    def collate(self, features):
-        batch = super().collate(features)
-        if "labels" in features[0]:
-            batch["labels"] = torch.tensor([f["labels"] for f in features], dtype=torch.float32)
-        return batch
-
     def loss(self, logits, batch):
         return F.mse_loss(logits.float().squeeze(-1), batch["labels"])
 

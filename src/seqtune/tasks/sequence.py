@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+import torch
 
 from seqtune.data.readers.table import read_table
 from seqtune.errors import SeqtuneError
@@ -37,6 +38,7 @@ class SequenceTask(Task):
     """Single texts or text pairs in, one output vector per sequence out."""
 
     num_outputs: int
+    label_dtype: torch.dtype = torch.float32  # class indices use torch.long
 
     @property
     def needs_pooler(self) -> bool:
@@ -106,6 +108,12 @@ class SequenceTask(Task):
             features.append(feature)
         truncated = sum(enc.truncated for enc in encoded)
         return EncodedDataset(examples, features, source=split, info={"truncated": truncated})
+
+    def collate(self, features: list[dict]) -> dict[str, torch.Tensor]:
+        batch = super().collate(features)
+        if "labels" in features[0]:
+            batch["labels"] = torch.tensor([f["labels"] for f in features], dtype=self.label_dtype)
+        return batch
 
     # ---- model ------------------------------------------------------------------------------
     def build_head(self, encoder_config) -> SequenceHead:
