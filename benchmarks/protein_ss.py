@@ -1,4 +1,4 @@
-"""Protein secondary structure (3-state): Q3 of a small character-level encoder trained from scratch.
+"""Protein secondary structure (3-state): Q3 of a small character-level encoder, from scratch or pretrained.
 
 Recipe: a fresh BERT with one token per amino acid (seqtune's character tokenizer over the protein
 alphabet ACDEFGHIKLMNPQRSTVWYXBZUO) and random weights, preset "tiny" (2 layers x 128 hidden) by
@@ -14,6 +14,7 @@ The fresh model comes from the shared builders (`seqtune.vocab_builder.build_cha
 
     python benchmarks/protein_ss.py                  # full run (long on CPU; use a GPU if you have one)
     python benchmarks/protein_ss.py --quick          # smoke test, < 2 minutes
+    python benchmarks/protein_ss.py --model runs/protein_mlm-<stamp>/model --out ...   # pretrained start (issue 4)
 Writes benchmarks/out/protein_ss[_quick].json.
 """
 
@@ -61,6 +62,9 @@ def fresh_model(directory: Path, preset: str, max_length: int, seed: int) -> tup
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--preset", default="tiny", help="encoder size: tiny (2x128), mini (4x256), small, ...")
+    parser.add_argument("--model", default=None,
+                        help="start from this checkpoint (e.g. a `seqtune pretrain` run's model/) instead of random "
+                             "weights; the same recipe otherwise")
     parser.add_argument("--epochs", type=float, default=3)
     parser.add_argument("--lr", type=float, default=1e-3)
     parser.add_argument("--max-length", type=int, default=512, help="tokens per window, [CLS]/[SEP] included")
@@ -85,7 +89,12 @@ def main() -> None:
 
     work = Path(args.workdir)
     start = time.perf_counter()
-    model_dir, model_description = fresh_model(work / f"scratch_{args.preset}", args.preset, args.max_length, args.seed)
+    if args.model:
+        model_dir, model_description = Path(args.model), f"pretrained checkpoint {args.model}"
+    else:
+        model_dir, model_description = fresh_model(work / f"scratch_{args.preset}", args.preset, args.max_length,
+                                                   args.seed)
+        model_description = f"from scratch, preset {args.preset}: {model_description}"
     train = write_subset(DATA / "train.csv", work / f"train_first{args.train_proteins}.csv", args.train_proteins)
     test = write_subset(DATA / "test_new364.csv", work / f"test_first{args.test_proteins}.csv", args.test_proteins)
     cfg = load_config(REPO / "configs" / "protein_ss.yaml", [
@@ -100,7 +109,7 @@ def main() -> None:
     results = json.loads((run_dir / "results.json").read_text())
     test_metrics = results["test"]
     report = {
-        "model": f"from scratch, preset {args.preset}: {model_description}",
+        "model": model_description,
         "train_proteins": args.train_proteins or "all", "test_proteins": args.test_proteins or "all (NEW364)",
         "epochs": args.epochs, "lr": args.lr, "max_length": args.max_length, "max_tokens": args.max_tokens,
         "dev": not args.no_dev, "cpu_threads": os.cpu_count(),

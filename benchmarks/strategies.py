@@ -95,15 +95,9 @@ def layers_experiment(args, work: Path) -> dict:
 # ---- 2. caching speed-up ----------------------------------------------------------------------------
 
 def caching_experiment(args, work: Path) -> list[dict]:
-    import torch
-
     from seqtune.config import load_config
     from seqtune.training.setup import train_from_config
 
-    # The same evaluation batches on both sides; on CPU ~1k-token batches are the fast ones (the cache
-    # build uses them too), on a GPU the default large batches.
-    on_cpu = args.device == "cpu" or (args.device == "auto" and not torch.cuda.is_available())
-    eval_batches = ["train.eval_batch_tokens=1024"] if on_cpu else []
     rows = []
     for top_layers in (0,) if args.quick else (0, 2):
         for cache in ("true", "false"):
@@ -112,7 +106,7 @@ def caching_experiment(args, work: Path) -> list[dict]:
                 f"data.dev={SHARED / 'sst2' / 'dev.tsv'}", f"data.max_rows={64 if args.quick else args.sst2_rows}",
                 "train.epochs=3", f"train.device={args.device}", "train.progress=false",
                 f"strategy.top_layers={top_layers}", f"strategy.cache_frozen={cache}",
-                f"output_dir={work / 'caching'}", f"name=top{top_layers}-cache-{cache}", *eval_batches, *args.set])
+                f"output_dir={work / 'caching'}", f"name=top{top_layers}-cache-{cache}", *args.set])
             start = time.perf_counter()
             run_dir = train_from_config(cfg)
             wall = time.perf_counter() - start

@@ -55,7 +55,7 @@ class TrainConfig:
     adam_eps: float = 1e-8
     seed: int = 42
     eval_every_steps: int | None = None  # also evaluate every N optimiser steps (besides each epoch)
-    eval_batch_tokens: int = 16384  # padded tokens per evaluation batch
+    eval_batch_tokens: int | None = None  # padded tokens per evaluation batch; None: 1,024 on CPU, 16,384 on GPU
     metric: str | None = None  # metric that picks the best checkpoint; default: the task's
     early_stopping_patience: int | None = None  # stop after N evaluations without improvement
     device: str = "auto"  # auto | cpu | cuda | cuda:N

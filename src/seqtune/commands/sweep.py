@@ -124,7 +124,7 @@ def majority_baseline(cfg) -> float | None:
     runtime = resolve_runtime(cfg.train)
     model.to(runtime.device)
     metrics = evaluate(model, task, task.encode(task.read(cfg.data.dev, "dev"), "dev"), runtime,
-                       cfg.train.eval_batch_tokens)
+                       runtime.eval_batch_tokens)
     return float(metrics[cfg.train.metric or task.primary_metric])
 
 

@@ -181,13 +181,8 @@ def model_for_training(model: nn.Module, frozen_layers: int | None, strategy: St
         log(f"frozen: embeddings + {frozen_layers} layers, computed every step (activation cache off)")
         return wrapped
     start = time.perf_counter()
-    # On CPU, batches of ~1k tokens run faster than large ones (their activations stay in the CPU
-    # caches): MiniLM over 13k SST-2 tokens took 4.4 s at 1,024 tokens per batch, 7.3 s at 16,384.
-    batch_tokens = train_cfg.eval_batch_tokens
-    if runtime.device.type == "cpu":
-        batch_tokens = min(batch_tokens, 1024)
     wrapped.cache = build_cache(wrapped, task, [d for d in datasets if d is not None], runtime, strategy,
-                                batch_tokens, directory)
+                                runtime.eval_batch_tokens, directory)
     cache = wrapped.cache
     size_mb = cache.used * cache.storage.shape[1] * (2 if strategy.cache_dtype == "fp16" else 4) / 2**20
     log(f"activation cache: embeddings + {frozen_layers} frozen layers computed once for {len(cache.index)} "

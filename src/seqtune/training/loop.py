@@ -28,6 +28,7 @@ class Runtime:
 
     device: torch.device
     autocast_dtype: torch.dtype | None = None  # None: plain fp32
+    eval_batch_tokens: int = 16384  # padded tokens per inference batch (evaluation, caching)
 
     def autocast(self):
         if self.autocast_dtype is None:
@@ -49,7 +50,13 @@ def resolve_runtime(cfg: TrainConfig) -> Runtime:
         # bf16 is ~100x slower than fp32 on common CPUs: fp32 there, bf16 on GPUs.
         precision = "bf16" if device.type == "cuda" else "fp32"
     dtype = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}[precision]
-    return Runtime(device, dtype)
+    return Runtime(device, dtype, cfg.eval_batch_tokens or default_eval_batch_tokens(device))
+
+
+def default_eval_batch_tokens(device: torch.device) -> int:
+    """On CPU, batches of ~1k tokens run faster than large ones (their activations stay in the CPU
+    caches): MiniLM over 13k SST-2 tokens took 4.4 s at 1,024 tokens per batch, 7.3 s at 16,384."""
+    return 1024 if device.type == "cpu" else 16384
 
 
 def to_device(batch: dict, device: torch.device) -> dict:
@@ -142,7 +149,7 @@ def train(
                  "train_loss": loss_sum / max(1, loss_count)}
         loss_sum, loss_count = 0.0, 0
         if dev_set is not None:
-            metrics = evaluate(model, task, dev_set, runtime, cfg.eval_batch_tokens)
+            metrics = evaluate(model, task, dev_set, runtime, runtime.eval_batch_tokens)
             entry.update({"split": "dev", **metrics})
             improved = best.update(metrics, step, entry["epoch"])
             shown = ", ".join(f"{k} {v:.4f}" for k, v in scalar_metrics(metrics).items())

@@ -101,7 +101,7 @@ def train_from_config(cfg: RunConfig) -> Path:
         _, best_model = load_trained_model(run.model_dir)
         best_model.to(runtime.device)
         test_set = load_split(task, cfg.data.test, "test", log)
-        results["test"] = evaluate(best_model, task, test_set, runtime, cfg.train.eval_batch_tokens)
+        results["test"] = evaluate(best_model, task, test_set, runtime, runtime.eval_batch_tokens)
         log("test: " + ", ".join(f"{k} {v:.4f}" for k, v in scalar_metrics(results["test"]).items()))
     run.write_results(results)
     log(f"saved: {run.model_dir}")
