@@ -36,3 +36,12 @@ def test_wrong_types_are_errors(tmp_path):
         load_config(write(tmp_path, "task: {type: classification}\n"), ["train.batch_size=many"])
     with pytest.raises(SeqtuneError, match="task.head"):
         load_config(write(tmp_path, "task: {type: classification}\n"), ["task.head=attention"])
+
+
+def test_text_format_is_a_valid_data_format_for_corpora(tmp_path):
+    from seqtune.data.corpus import read_corpus
+
+    cfg = load_config(write(tmp_path, "task: {type: mlm}\n"), ["data.format=text"])
+    corpus_file = tmp_path / "corpus.dat"  # an extension that auto-detection cannot place
+    corpus_file.write_text("ACDE\n\nFGHI\n")
+    assert [r.text for r in read_corpus(corpus_file, cfg.data.format).records] == ["ACDE", "FGHI"]

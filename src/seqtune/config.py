@@ -30,7 +30,7 @@ class DataConfig:
     train: str | None = None  # training file (CSV, TSV, JSONL, or a task-specific format)
     dev: str | None = None  # evaluated each epoch; the best checkpoint is chosen on it
     test: str | None = None  # evaluated once at the end with the best checkpoint
-    format: Literal["auto", "csv", "tsv", "jsonl", "conll", "fasta", "squad"] = "auto"
+    format: Literal["auto", "csv", "tsv", "jsonl", "conll", "fasta", "squad", "text"] = "auto"  # text: MLM corpora
     text_column: str = "text"
     text_pair_column: str | None = None  # second text of a pair task (premise/hypothesis, ...)
     label_column: str = "label"
