@@ -95,7 +95,7 @@ def run_hf(args, pad_to_128: bool) -> dict:
         return rows[:limit] if limit else rows
 
     tokenizer = AutoTokenizer.from_pretrained(model_dir)
-    padding = {"padding": "max_length", "max_length": 128} if pad_to_128 else {}
+    padding = {"padding": "max_length"} if pad_to_128 else {}
 
     def encode(rows):
         enc = tokenizer([r["sentence"] for r in rows], truncation=True, max_length=128, **padding)
