@@ -27,3 +27,22 @@ def test_padding_is_masked():
         a = enc(ids)
         b = enc(padded, mask)[:, :5]
     assert torch.allclose(a, b, atol=1e-6)
+
+
+def test_first_token_only_gives_the_same_cls_state_and_gradients():
+    enc = tiny()
+    ids = torch.randint(5, 40, (3, 7))
+    mask = torch.tensor([[1] * 7, [1] * 4 + [0] * 3, [1] * 2 + [0] * 5])
+    types = torch.tensor([[0] * 4 + [1] * 3] * 3)
+    full = enc(ids, mask, types)
+    first = enc(ids, mask, types, first_token_only=True)
+    assert first.shape == (3, 1, 16)
+    assert torch.allclose(first[:, 0], full[:, 0], atol=1e-6)
+    # the gradients of a loss on [CLS] agree too (dropout off), so training does the same arithmetic
+    grads = []
+    for out in (full, first):
+        enc.zero_grad()
+        (enc.pooler(out) ** 2).sum().backward()
+        grads.append({n: p.grad.clone() for n, p in enc.named_parameters()})
+    for name, g in grads[0].items():
+        assert torch.allclose(grads[1][name], g, atol=1e-5), name

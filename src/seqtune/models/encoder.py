@@ -122,15 +122,22 @@ class SelfAttention(nn.Module):
         self.out = nn.Linear(cfg.hidden_size, cfg.hidden_size)
         self.dropout_p = cfg.attention_probs_dropout_prob
 
-    def forward(self, x: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, mask: torch.Tensor | None, first_only: bool = False) -> torch.Tensor:
         # x: (B, T, H); mask: (B, 1, 1, T) bool, True = attend, or None when nothing is padded.
+        # first_only: only position 0 asks (queries); every position is still attended to.
         B, T, H = x.shape
-        q, k, v = self.qkv(x).view(B, T, 3, self.num_heads, H // self.num_heads).permute(2, 0, 3, 1, 4)
-        # q, k, v: (B, N, T, D)
+        N, D = self.num_heads, H // self.num_heads
+        if first_only:
+            w, b = self.qkv.weight, self.qkv.bias  # rows: query, key, value
+            q = F.linear(x[:, :1], w[:H], b[:H]).view(B, 1, N, D).transpose(1, 2)  # (B, N, 1, D)
+            k, v = F.linear(x, w[H:], b[H:]).view(B, T, 2, N, D).permute(2, 0, 3, 1, 4)
+        else:
+            q, k, v = self.qkv(x).view(B, T, 3, N, D).permute(2, 0, 3, 1, 4)
+        # q: (B, N, Tq, D); k, v: (B, N, T, D)
         y = F.scaled_dot_product_attention(
             q, k, v, attn_mask=mask, dropout_p=self.dropout_p if self.training else 0.0
         )
-        return self.out(y.transpose(1, 2).reshape(B, T, H))
+        return self.out(y.transpose(1, 2).reshape(B, q.shape[2], H))
 
 
 class Layer(nn.Module):
@@ -146,8 +153,10 @@ class Layer(nn.Module):
         self.act = ACTIVATIONS[cfg.hidden_act]
         self.dropout = nn.Dropout(cfg.hidden_dropout_prob)
 
-    def forward(self, x: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
-        x = self.attention_norm(x + self.dropout(self.attention(x, mask)))
+    def forward(self, x: torch.Tensor, mask: torch.Tensor | None, first_only: bool = False) -> torch.Tensor:
+        # first_only: compute the output at position 0 alone, (B, 1, H) (see Encoder.forward).
+        residual = x[:, :1] if first_only else x
+        x = self.attention_norm(residual + self.dropout(self.attention(x, mask, first_only)))
         return self.ffn_norm(x + self.dropout(self.ffn_out(self.act(self.ffn_in(x)))))
 
 
@@ -178,6 +187,10 @@ class Encoder(nn.Module):
     forward(input_ids (B, T), attention_mask (B, T) of 1 = real / 0 = padding, token_type_ids (B, T))
     returns the last hidden states (B, T, H). Padding never changes a real token's output: keys at
     padded positions are masked out of every attention.
+
+    With first_token_only=True it returns (B, 1, H), the last state of position 0 ([CLS]) alone: the
+    last block then computes queries, attention output and feed-forward for that one position (keys
+    and values still for all). Same numbers, ~1/L less work for heads that read only [CLS].
     """
 
     def __init__(self, cfg: EncoderConfig, add_pooler: bool = True):
@@ -208,9 +221,10 @@ class Encoder(nn.Module):
         input_ids: torch.Tensor,
         attention_mask: torch.Tensor | None = None,
         token_type_ids: torch.Tensor | None = None,
+        first_token_only: bool = False,
     ) -> torch.Tensor:
         hidden = self.embeddings(input_ids, token_type_ids)
-        return self.run_layers(hidden, attention_mask)
+        return self.run_layers(hidden, attention_mask, first_token_only=first_token_only)
 
     def run_layers(
         self,
@@ -218,11 +232,14 @@ class Encoder(nn.Module):
         attention_mask: torch.Tensor | None,
         start: int = 0,
         end: int | None = None,
+        first_token_only: bool = False,
     ) -> torch.Tensor:
-        """Run blocks[start:end] on hidden states (B, T, H); lets frozen bottoms be cached."""
+        """Run blocks[start:end] on hidden states (B, T, H); lets frozen bottoms be cached.
+        first_token_only: the last block run computes position 0 alone (see forward)."""
         mask = attention_mask_for_sdpa(attention_mask)
-        for layer in self.layers[start:end]:
-            hidden = layer(hidden, mask)
+        layers = self.layers[start:end]
+        for i, layer in enumerate(layers):
+            hidden = layer(hidden, mask, first_only=first_token_only and i == len(layers) - 1)
         return hidden
 
     def num_parameters(self) -> int:

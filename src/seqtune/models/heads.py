@@ -38,6 +38,7 @@ class SequenceHead(nn.Module):
                  dropout: float | None = None, mlp_hidden: int | None = None):
         super().__init__()
         self.pooling = pooling
+        self.first_token_only = pooling != "mean"  # the encoder may compute only [CLS] in its last block
         p = cfg.hidden_dropout_prob if dropout is None else dropout
         self.dropout = nn.Dropout(p)
         if pooling == "mlp":

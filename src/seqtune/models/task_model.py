@@ -45,7 +45,9 @@ class TaskModel(nn.Module):
             head.tie_weights(encoder)
 
     def forward(self, batch: dict[str, torch.Tensor]):
-        hidden = self.encoder(batch["input_ids"], batch["attention_mask"], batch.get("token_type_ids"))
+        # A head that reads only [CLS] sets first_token_only: the last block then computes [CLS] alone.
+        hidden = self.encoder(batch["input_ids"], batch["attention_mask"], batch.get("token_type_ids"),
+                              first_token_only=getattr(self.head, "first_token_only", False))
         # A head may take more batch entries (the MLM head: mlm_positions, to project only those).
         extra = {k: batch[k] for k in getattr(self.head, "batch_inputs", ()) if k in batch}
         return self.head(hidden, batch["attention_mask"], self.encoder.pooler, **extra)

@@ -69,7 +69,8 @@ class FrozenBottomModel(nn.Module):
         hidden = self.cache.lookup(batch) if self.cache is not None else None
         if hidden is None:
             hidden = self.bottom(batch)
-        hidden = self.encoder.run_layers(hidden, batch["attention_mask"], self.frozen_layers)
+        hidden = self.encoder.run_layers(hidden, batch["attention_mask"], self.frozen_layers,
+                                         first_token_only=getattr(self.head, "first_token_only", False))
         extra = {k: batch[k] for k in getattr(self.head, "batch_inputs", ()) if k in batch}
         return self.head(hidden, batch["attention_mask"], self.encoder.pooler, **extra)
 
