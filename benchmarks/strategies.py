@@ -181,7 +181,8 @@ def write_pair_task(work: Path, train_rows: int, dev_rows: int) -> Path:
 
 
 def few_sample_experiment(args, work: Path) -> dict:
-    config = write_pair_task(work / "pair_data", 32 if args.quick else 1000, 32 if args.quick else 1000)
+    config = write_pair_task(work / "pair_data", 32 if args.quick else args.pair_rows,
+                             32 if args.quick else args.pair_dev_rows)
     seeds = 1 if args.quick else 5
     common = [f"model.path={args.model}", f"train.device={args.device}", "train.progress=false",
               "strategy.bias_correction=true,false", *(["train.epochs=1"] if args.quick else []), *args.set]
@@ -229,7 +230,10 @@ def main() -> int:
     parser.add_argument("--device", default="auto", help="train.device: auto | cpu | cuda")
     parser.add_argument("--sst2-rows", type=int, default=5000, help="SST-2 training rows (full run)")
     parser.add_argument("--conll-rows", type=int, default=3000, help="CoNLL-2003 sentences (full run)")
+    parser.add_argument("--pair-rows", type=int, default=1000, help="few-sample pair task: training rows")
+    parser.add_argument("--pair-dev-rows", type=int, default=1000, help="few-sample pair task: dev rows")
     parser.add_argument("--set", action="append", default=[], help="extra config override for every run")
+    parser.add_argument("--out", default=None, help="result JSON (default benchmarks/out/strategies[_quick].json)")
     args = parser.parse_args()
     args.model = args.model or minilm_dir()
     if not SHARED.is_dir():
@@ -245,9 +249,11 @@ def main() -> int:
         results[f"{name}_seconds"] = round(time.perf_counter() - t0, 1)
     results["total_seconds"] = round(time.perf_counter() - start, 1)
     OUT.mkdir(parents=True, exist_ok=True)
-    (OUT / f"{tag}.json").write_text(json.dumps(results, indent=2) + "\n")
+    out = Path(args.out) if args.out else OUT / f"{tag}.json"
+    results["arguments"] = {k: v for k, v in vars(args).items() if k != "set"}
+    out.write_text(json.dumps(results, indent=2) + "\n")
     print(report(results))
-    print(f"total {results['total_seconds']} s; results in {OUT / f'{tag}.json'}, runs in {work}")
+    print(f"total {results['total_seconds']} s; results in {out}, runs in {work}")
     return 0
 
 
