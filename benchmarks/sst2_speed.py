@@ -159,7 +159,11 @@ def main() -> None:
         print("RESULT " + json.dumps(runner(args)))
         return
 
+    import torch
+
+    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True, text=True)
     report = {"rows": args.rows, "epochs": args.epochs, "cpu_threads": os.cpu_count(),
+              "torch_threads": torch.get_num_threads(), "commit": commit.stdout.strip(),
               "matmul_peak_gflops": round(matmul_peak_gflops(), 1),
               "flop_per_token": flop_per_token(minilm_dir()), "variants": {}}
     for variant in args.variants.split(","):
