@@ -67,7 +67,7 @@ def run_seqtune(args) -> dict:
         f"data.test={args.test_file}", f"data.max_length={r['max_length']}", f"train.epochs={args.epochs}",
         f"train.batch_size={r['batch_size']}", f"train.lr={r['lr']}", f"train.warmup_ratio={r['warmup_ratio']}",
         f"train.weight_decay={r['weight_decay']}", f"train.max_grad_norm={r['max_grad_norm']}",
-        f"train.seed={r['seed']}", "train.progress=false", f"output_dir={args.workdir}/seqtune_runs",
+        f"train.seed={args.seed}", "train.progress=false", f"output_dir={args.workdir}/seqtune_runs", *args.set,
     ])
     run_dir = seqtune.train(cfg)
     wall = time.perf_counter() - start
@@ -129,7 +129,7 @@ def run_hf(args, grouped: bool) -> dict:
         output_dir=str(Path(args.workdir) / ("hf_grouped" if grouped else "hf")),
         per_device_train_batch_size=r["batch_size"], per_device_eval_batch_size=128, learning_rate=r["lr"],
         num_train_epochs=args.epochs, lr_scheduler_type="linear", warmup_steps=r["warmup_ratio"],  # a float < 1 is a ratio
-        weight_decay=r["weight_decay"], max_grad_norm=r["max_grad_norm"], seed=r["seed"],
+        weight_decay=r["weight_decay"], max_grad_norm=r["max_grad_norm"], seed=args.seed,
         eval_strategy="no", save_strategy="no", report_to=[], disable_tqdm=True, logging_strategy="no",
         dataloader_num_workers=0, use_cpu=True,
         train_sampling_strategy="group_by_length" if grouped else "random",
@@ -161,6 +161,9 @@ def main() -> None:
     parser.add_argument("--test-sentences", type=int, default=None, help="first N sentences of test.txt (default all)")
     parser.add_argument("--epochs", type=float, default=RECIPE["epochs"])
     parser.add_argument("--variants", default="seqtune,hf")
+    parser.add_argument("--seed", type=int, default=RECIPE["seed"], help="seed of both sides")
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                        help="extra seqtune config override, e.g. --set train.length_buckets=1")
     parser.add_argument("--quick", action="store_true", help="smoke test: 96 train / 100 test sentences, 1 epoch")
     parser.add_argument("--workdir", default=str(REPO / "benchmarks" / "out" / "conll_work"))
     parser.add_argument("--out", default=None, help="result JSON (default benchmarks/out/conll_ner[_quick].json)")
@@ -181,12 +184,14 @@ def main() -> None:
     test_file = write_subset(DATA / "test.txt", work / f"test_first{args.test_sentences or 'all'}.txt",
                              args.test_sentences)
 
-    report = {"recipe": {**RECIPE, "epochs": args.epochs}, "model": "all-MiniLM-L6-v2",
+    report = {"recipe": {**RECIPE, "epochs": args.epochs, "seed": args.seed}, "seqtune_overrides": args.set,
+              "model": "all-MiniLM-L6-v2",
               "train_sentences": args.train_sentences, "test_sentences": args.test_sentences or "all",
               "cpu_threads": os.cpu_count(), "variants": {}}
     for variant in args.variants.split(","):
-        cmd = [sys.executable, __file__, "--variant", variant, "--epochs", str(args.epochs),
+        cmd = [sys.executable, __file__, "--variant", variant, "--epochs", str(args.epochs), "--seed", str(args.seed),
                "--workdir", str(work), "--train-file", str(train_file), "--test-file", str(test_file)]
+        cmd += [f"--set={o}" for o in args.set]
         proc = subprocess.run(cmd, capture_output=True, text=True)
         lines = [line for line in proc.stdout.splitlines() if line.startswith("RESULT ")]
         if proc.returncode or not lines:

@@ -43,6 +43,7 @@ class TrainConfig:
     epochs: float = 3.0
     batch_size: int = 32  # examples per optimiser step (before accumulation)
     max_tokens: int | None = None  # if set: batches hold at most this many (padded) tokens instead
+    length_buckets: int = 50  # batches per length-sorted chunk of shuffled examples; 1: plain random batches
     lr: float = 5e-5
     weight_decay: float = 0.01  # not applied to biases and LayerNorm weights
     warmup_ratio: float = 0.0  # fraction of optimiser steps with linear warm-up

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from seqtune.errors import SeqtuneError
+
 
 def _cut(order: list[int], lengths: list[int], batch_size: int | None, max_tokens: int | None) -> list[list[int]]:
     """Cut an ordered index list into batches of `batch_size` examples, or of <= max_tokens padded tokens."""
@@ -39,7 +41,10 @@ def training_batches(
     rng: np.random.Generator,
     bucket_batches: int = 50,
 ) -> list[list[int]]:
-    """One epoch of index batches, grouped by length. `max_tokens` overrides `batch_size` when set."""
+    """One epoch of index batches, grouped by length. `max_tokens` overrides `batch_size` when set.
+    bucket_batches=1 gives plain random batches (each batch a slice of the shuffled order)."""
+    if bucket_batches < 1:
+        raise SeqtuneError(f"train.length_buckets must be at least 1 (got {bucket_batches}).")
     order = rng.permutation(len(lengths)).tolist()
     if max_tokens is not None:
         chunk = max(1, bucket_batches * max_tokens // max(1, int(np.mean(lengths))))

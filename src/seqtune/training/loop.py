@@ -126,7 +126,10 @@ def train(
     """
     rng = np.random.default_rng(cfg.seed)
     lengths = train_set.lengths
-    epoch_batches = training_batches(lengths, cfg.batch_size, cfg.max_tokens, np.random.default_rng(cfg.seed))
+    def batches_of_an_epoch(generator: np.random.Generator) -> list[list[int]]:
+        return training_batches(lengths, cfg.batch_size, cfg.max_tokens, generator, cfg.length_buckets)
+
+    epoch_batches = batches_of_an_epoch(np.random.default_rng(cfg.seed))
     steps_per_epoch = math.ceil(len(epoch_batches) / cfg.grad_accum_steps)
     total_steps = max(1, math.ceil(cfg.epochs * steps_per_epoch))
     optimizer = build_optimizer(model, cfg)
@@ -165,7 +168,7 @@ def train(
 
     model.train()
     while step < total_steps and not stop:
-        batches = epoch_batches if epoch == 0 else training_batches(lengths, cfg.batch_size, cfg.max_tokens, rng)
+        batches = epoch_batches if epoch == 0 else batches_of_an_epoch(rng)
         epoch += 1
         for idx in batches:
             start = time.perf_counter()
