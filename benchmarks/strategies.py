@@ -76,19 +76,17 @@ def layers_experiment(args, work: Path) -> dict:
     common = [f"model.path={args.model}", f"train.device={args.device}", "train.progress=false", *args.set]
     results = {}
     sst2_rows = 32 if args.quick else args.sst2_rows
-    results["sst2"] = sweep(REPO / "configs" / "sst2.yaml", work / "layers_sst2", seeds, [
-        *common, f"data.train={SHARED / 'sst2' / 'train.tsv'}", f"data.dev={SHARED / 'sst2' / 'dev.tsv'}",
-        f"data.max_rows={sst2_rows}", f"train.epochs={1 if args.quick else 3}", f"strategy.top_layers={grid}"])
-    from seqtune.tasks import TASKS
-
-    if "tagging" in TASKS:
+    datasets = args.layers_datasets.split(",")
+    if "sst2" in datasets:
+        results["sst2"] = sweep(REPO / "configs" / "sst2.yaml", work / "layers_sst2", seeds, [
+            *common, f"data.train={SHARED / 'sst2' / 'train.tsv'}", f"data.dev={SHARED / 'sst2' / 'dev.tsv'}",
+            f"data.max_rows={sst2_rows}", f"train.epochs={1 if args.quick else 3}", f"strategy.top_layers={grid}"])
+    if "conll2003" in datasets:
         conll = SHARED / "conll2003"
         results["conll2003"] = sweep(REPO / "configs" / "conll2003_ner.yaml", work / "layers_conll", seeds, [
             *common, f"data.train={conll / 'train.txt'}", f"data.dev={conll / 'valid.txt'}", "data.test=null",
             f"data.max_rows={200 if args.quick else args.conll_rows}", f"train.epochs={1 if args.quick else 3}",
             f"strategy.top_layers={'0' if args.quick else grid}"])
-    else:
-        print("layers: CoNLL-2003 skipped: the tagging task is not registered", file=sys.stderr)
     return results
 
 
@@ -230,6 +228,8 @@ def main() -> int:
     parser.add_argument("--device", default="auto", help="train.device: auto | cpu | cuda")
     parser.add_argument("--sst2-rows", type=int, default=5000, help="SST-2 training rows (full run)")
     parser.add_argument("--conll-rows", type=int, default=3000, help="CoNLL-2003 sentences (full run)")
+    parser.add_argument("--layers-datasets", default="sst2,conll2003",
+                        help="layers experiment: comma-separated subset of sst2, conll2003")
     parser.add_argument("--pair-rows", type=int, default=1000, help="few-sample pair task: training rows")
     parser.add_argument("--pair-dev-rows", type=int, default=1000, help="few-sample pair task: dev rows")
     parser.add_argument("--set", action="append", default=[], help="extra config override for every run")
