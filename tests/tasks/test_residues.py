@@ -123,6 +123,22 @@ def test_masked_residues_leave_the_loss_and_the_metrics(char_checkpoint):
     assert loss.item() == pytest.approx(-np.log(np.exp(0) / (np.exp(1) + 2)), rel=1e-5)
 
 
+def test_training_mean_loss_weighs_every_labelled_token_alike(char_checkpoint):
+    task = make_task(load_tokenizer(char_checkpoint), loss_normalization="training_mean")
+    train = [record("MK", "HE", n=1), record("MKVLAC", "HECCHE", n=2)]  # 2 and 6 labels: mean 4 per input
+    task.fit(train)
+    ds = task.encode(train, "train")
+    assert task.labelled_per_feature == 4.0
+    torch.manual_seed(0)
+    short, long = (task.collate([f]) for f in ds.features)
+    for batch in (short, long):
+        logits = torch.randn(*batch["input_ids"].shape, 3)
+        labelled = int((batch["labels"] != IGNORE_INDEX).sum())
+        per_token = torch.nn.functional.cross_entropy(logits[0], batch["labels"][0], ignore_index=IGNORE_INDEX)
+        # sum over the batch / (1 input x 4): a 2-label batch counts half as much as a mean would say
+        assert task.loss(logits, batch).item() == pytest.approx(per_token.item() * labelled / 4, rel=1e-5)
+
+
 def test_unseen_dev_label_names_the_record(char_checkpoint):
     task = make_task(load_tokenizer(char_checkpoint))
     task.fit([record("MKV", "HEC")])

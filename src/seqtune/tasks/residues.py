@@ -138,7 +138,7 @@ class ResidueTask(TokenTask):
                 if e.mask is not None:
                     labels = [lab if keep else IGNORE_INDEX for lab, keep in zip(labels, e.mask)]
                 all_labels.append(labels)
-        features = self.make_features(all_ids, all_labels)
+        features = self.make_features(all_ids, all_labels, split)
         lengths = [len(ids) for ids in all_ids]
         info = self.window_info(lengths, features)
         if unknown:

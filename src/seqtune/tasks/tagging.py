@@ -157,7 +157,7 @@ class TaggingTask(TokenTask):
                 for w, start in enumerate(starts):
                     labels[start] = tag_ids[w]
                 all_labels.append(labels)
-        features = self.make_features(all_ids, all_labels if labelled else None)
+        features = self.make_features(all_ids, all_labels if labelled else None, split)
         lengths = [len(ids) for ids in all_ids]
         info = self.window_info(lengths, features)
         if empty_words:

@@ -10,6 +10,7 @@ and turn examples into content token ids plus per-token label ids.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Literal
 
 import numpy as np
 import torch
@@ -25,6 +26,11 @@ from seqtune.tasks.windows import IGNORE_INDEX, merge_example_outputs, window_fe
 class TokenOptions(TaskOptions):
     window_stride: int | None = None  # tokens between window starts for long inputs; default: half a window
     head_dropout: float | None = None  # dropout before the classifier; default: the encoder's hidden_dropout_prob
+    # batch: mean cross-entropy over the batch's labelled tokens (as Trainer does). training_mean: the
+    # batch's summed cross-entropy / (batch size x mean labelled tokens per training input), so every
+    # labelled token weighs the same in every batch, as in random batches on average, also when
+    # length-bucketed batches hold only short or only long inputs.
+    loss_normalization: Literal["batch", "training_mean"] = "batch"
 
 
 @dataclass
@@ -44,6 +50,7 @@ class TokenTask(Task):
         super().__init__(options, data, tokenizer)
         self.labels: list[str] = []
         self.label_to_id: dict[str, int] = {}
+        self.labelled_per_feature: float | None = None  # mean labelled tokens per training input
 
     # ---- labels -----------------------------------------------------------------------------
     def set_labels(self, labels: list[str]) -> None:
@@ -71,12 +78,15 @@ class TokenTask(Task):
             raise SeqtuneError(f"data.max_length is {self.data.max_length}; token tasks need at least 3.")
         return self.data.max_length - 2
 
-    def make_features(self, token_ids: list[list[int]], labels: list[list[int]] | None) -> list[dict]:
+    def make_features(self, token_ids: list[list[int]], labels: list[list[int]] | None, split: str) -> list[dict]:
         features = []
         for i, ids in enumerate(token_ids):
             features.extend(window_features(ids, labels[i] if labels is not None else None, i, self.window,
                                             self.options.window_stride, self.tokenizer.cls_id,
                                             self.tokenizer.sep_id))
+        if split == "train" and labels is not None and features:
+            labelled = sum(sum(1 for x in f["labels"] if x != IGNORE_INDEX) for f in features)
+            self.labelled_per_feature = max(labelled / len(features), 1e-6)
         return features
 
     def window_info(self, dataset_lengths: list[int], features: list[dict]) -> dict:
@@ -99,6 +109,10 @@ class TokenTask(Task):
         labels = batch["labels"]
         if not bool((labels != IGNORE_INDEX).any()):
             return logits.sum() * 0.0  # nothing to learn from (all positions masked): zero, not NaN
+        if self.options.loss_normalization == "training_mean" and self.labelled_per_feature is not None:
+            total = F.cross_entropy(logits.flatten(0, 1).float(), labels.flatten(), ignore_index=IGNORE_INDEX,
+                                    reduction="sum")
+            return total / (labels.shape[0] * self.labelled_per_feature)
         return F.cross_entropy(logits.flatten(0, 1).float(), labels.flatten(), ignore_index=IGNORE_INDEX)
 
     def split_outputs(self, logits: torch.Tensor, batch: dict[str, torch.Tensor]) -> list[np.ndarray]:
