@@ -53,6 +53,27 @@ def test_pytorch_bin_weights_load(tmp_path, tiny_checkpoint):
     assert set(loaded) == set(state)
 
 
+def test_sharded_safetensors_checkpoint_loads_all_shards(tmp_path, tiny_checkpoint):
+    state = read_weights(tiny_checkpoint)
+    names = sorted(state)
+    shards = {"model-00001-of-00002.safetensors": names[::2], "model-00002-of-00002.safetensors": names[1::2]}
+    for shard, keys in shards.items():
+        save_weights(tmp_path / shard, {k: state[k] for k in keys})
+    weight_map = {k: shard for shard, keys in shards.items() for k in keys}
+    (tmp_path / "model.safetensors.index.json").write_text(json.dumps({"metadata": {}, "weight_map": weight_map}))
+    loaded = read_weights(tmp_path)
+    assert set(loaded) == set(state) and all(torch.equal(loaded[k], state[k]) for k in state)
+
+    (tmp_path / "model-00002-of-00002.safetensors").unlink()
+    with pytest.raises(SeqtuneError, match="model-00002-of-00002.safetensors"):
+        read_weights(tmp_path)
+    weight_map["not.in.any.shard"] = "model-00001-of-00002.safetensors"
+    save_weights(tmp_path / "model-00002-of-00002.safetensors", {k: state[k] for k in names[1::2]})
+    (tmp_path / "model.safetensors.index.json").write_text(json.dumps({"weight_map": weight_map}))
+    with pytest.raises(SeqtuneError, match="not.in.any.shard"):
+        read_weights(tmp_path)
+
+
 def test_unsupported_model_type():
     with pytest.raises(SeqtuneError, match="roberta"):
         EncoderConfig.from_dict({"model_type": "roberta"})

@@ -1,9 +1,9 @@
 """Reading and writing Hugging Face-format checkpoint directories.
 
-A checkpoint directory holds `config.json`, weights in `model.safetensors` (or `pytorch_model.bin`)
-and tokenizer files. Encoder weights use Hugging Face names (`bert.encoder.layer.0.attention.self.query
-.weight`, ...); this module maps them to our module names (`layers.0.attention.qkv.weight`, with query,
-key and value fused) and back. Head weights keep their Hugging Face names (`classifier.weight`, ...):
+A checkpoint directory holds `config.json`, weights in `model.safetensors` (or `pytorch_model.bin`,
+or shards listed by their `.index.json`) and tokenizer files. Encoder weights use Hugging Face names
+(`bert.encoder.layer.0.attention.self.query.weight`, ...); this module maps them to our module names
+(`layers.0.attention.qkv.weight`, with query, key and value fused) and back. Head weights keep their Hugging Face names (`classifier.weight`, ...):
 our head modules are named so that their state-dict keys already are those names.
 
 Loading is strict: an encoder weight that is missing or left over is an error that lists them.
@@ -59,17 +59,45 @@ def read_config(model_dir: str | Path) -> dict:
 
 
 def read_weights(model_dir: str | Path) -> dict[str, torch.Tensor]:
+    """All weights of a checkpoint directory, by Hugging Face name: one file, or the shards that an
+    index (`model.safetensors.index.json` / `pytorch_model.bin.index.json`) lists."""
     model_dir = Path(model_dir)
     for name in WEIGHT_FILES:
-        path = model_dir / name
-        if path.is_file():
-            if name.endswith(".safetensors"):
-                return load_file(path)
-            return torch.load(path, map_location="cpu", weights_only=True)
+        if (model_dir / name).is_file():
+            return _read_weight_file(model_dir / name)
+        if (model_dir / f"{name}.index.json").is_file():
+            return _read_shards(model_dir / f"{name}.index.json")
     raise SeqtuneError(
-        f"{model_dir} has no weights: expected one of {', '.join(WEIGHT_FILES)} "
-        "(sharded checkpoints are not supported)."
+        f"{model_dir} has no weights: expected one of {', '.join(WEIGHT_FILES)}, or a sharded "
+        f"checkpoint's {WEIGHT_FILES[0]}.index.json with its shards."
     )
+
+
+def _read_weight_file(path: Path) -> dict[str, torch.Tensor]:
+    if path.name.endswith(".safetensors"):
+        return load_file(path)
+    return torch.load(path, map_location="cpu", weights_only=True)
+
+
+def _read_shards(index_path: Path) -> dict[str, torch.Tensor]:
+    """The shards named by a Hugging Face index's `weight_map` ({weight name: shard file}), merged;
+    a missing shard or a weight that is not in the shard the index names is an error."""
+    try:
+        weight_map = json.loads(index_path.read_text())["weight_map"]
+    except (json.JSONDecodeError, KeyError, TypeError) as e:
+        raise SeqtuneError(f"{index_path} is not a checkpoint index (a JSON object with a "
+                           f"'weight_map'): {e}") from None
+    state: dict[str, torch.Tensor] = {}
+    for shard in sorted(set(weight_map.values())):
+        path = index_path.parent / shard
+        if not path.is_file():
+            raise SeqtuneError(f"{index_path} names the shard {shard!r}, which is not in {index_path.parent}.")
+        state.update(_read_weight_file(path))
+    absent = sorted(k for k in weight_map if k not in state)
+    if absent:
+        raise SeqtuneError(f"{index_path}: {len(absent)} weight(s) listed in the index are not in their "
+                           f"shards: {', '.join(absent[:10])}{' ...' if len(absent) > 10 else ''}")
+    return state
 
 
 def _normalise_legacy_names(key: str) -> str:

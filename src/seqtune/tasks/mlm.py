@@ -217,7 +217,8 @@ def load_masked_lm(path: str, device: str = "auto"):
                                "language model (seqtune pretrain, or a checkpoint with an MLM head).")
         tokenizer = task.tokenizer
     else:
-        if not all(k in read_weights(path) for k in HEAD_KEYS):
+        weight_names = read_weights(path).keys()
+        if not all(k in weight_names for k in HEAD_KEYS):
             raise SeqtuneError(f"{path} has no MLM head (cls.predictions.* weights), so it cannot "
                                "predict masked tokens.")
         tokenizer = load_tokenizer(path)
