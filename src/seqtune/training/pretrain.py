@@ -22,6 +22,7 @@ from seqtune.errors import SeqtuneError
 from seqtune.models.checkpoint import encoder_config_from_dir
 from seqtune.models.presets import ArchitectureSpec, describe, encoder_config, write_initial_model
 from seqtune.tokenization import load_tokenizer
+from seqtune.training.run_dir import new_directory
 from seqtune.vocab_builder import VocabSpec, build_tokenizer, same_vocabulary
 
 
@@ -32,13 +33,9 @@ def log(message: str) -> None:
 
 
 def initial_model_dir(cfg: RunConfig) -> Path:
+    """A new, empty directory for the randomly initialised model of a from-scratch run."""
     stamp = time.strftime("%Y%m%d-%H%M%S")
-    base = Path(cfg.output_dir) / f"{cfg.name or 'mlm'}-init-{stamp}"
-    path, n = base, 1
-    while path.exists():
-        n += 1
-        path = base.with_name(f"{base.name}-{n}")
-    return path
+    return new_directory(Path(cfg.output_dir) / f"{cfg.name or 'mlm'}-init-{stamp}")
 
 
 def prepare_from_scratch(cfg: RunConfig) -> Path:

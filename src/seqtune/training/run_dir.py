@@ -10,6 +10,19 @@ from pathlib import Path
 from seqtune.config import RunConfig, config_to_yaml
 
 
+def new_directory(base: Path) -> Path:
+    """Create and return `base`, or `base-2`, `base-3`, ... if taken: two runs started in the same
+    second (by a sweep, or side by side) never share a directory."""
+    path, n = base, 1
+    while True:
+        try:
+            path.mkdir(parents=True)
+            return path
+        except FileExistsError:
+            n += 1
+            path = base.with_name(f"{base.name}-{n}")
+
+
 class RunDir:
     def __init__(self, path: Path):
         self.path = path
@@ -19,12 +32,7 @@ class RunDir:
     @classmethod
     def create(cls, cfg: RunConfig) -> "RunDir":
         stamp = time.strftime("%Y%m%d-%H%M%S")
-        base = Path(cfg.output_dir) / f"{cfg.name or cfg.task.type}-{stamp}"
-        path, n = base, 1
-        while path.exists():
-            n += 1
-            path = base.with_name(f"{base.name}-{n}")
-        path.mkdir(parents=True)
+        path = new_directory(Path(cfg.output_dir) / f"{cfg.name or cfg.task.type}-{stamp}")
         (path / "config.yaml").write_text(config_to_yaml(cfg))
         return cls(path)
 
