@@ -46,3 +46,30 @@ def test_first_token_only_gives_the_same_cls_state_and_gradients():
         grads.append({n: p.grad.clone() for n, p in enc.named_parameters()})
     for name, g in grads[0].items():
         assert torch.allclose(grads[1][name], g, atol=1e-5), name
+
+
+def test_packed_blocks_match_padded_blocks(monkeypatch):
+    """A batch with much padding runs its blocks on the real tokens only (Packing); the real tokens'
+    states and all gradients equal those of the padded computation, with and without [CLS]-only."""
+    import seqtune.models.encoder as encoder_module
+
+    enc = tiny()
+    ids = torch.randint(5, 40, (3, 9))
+    mask = torch.tensor([[1] * 9, [1] * 4 + [0] * 5, [1] * 2 + [0] * 7])
+    real = mask.bool()
+    for first_token_only in (False, True):
+        outs, grads = [], []
+        for fill in (0.0, 1.01):  # 0: never pack; 1.01: always pack
+            monkeypatch.setattr(encoder_module, "PACK_BELOW_FILL", fill)
+            enc.zero_grad()
+            out = enc(ids, mask, first_token_only=first_token_only)
+            kept = out[:, 0] if first_token_only else out[real]
+            (kept ** 2).sum().backward()
+            outs.append(kept.detach())
+            grads.append({n: p.grad.clone() for n, p in enc.named_parameters() if p.grad is not None})
+            if fill > 1 and not first_token_only:
+                assert torch.equal(out[~real], torch.zeros_like(out[~real]))  # padding comes out as zeros
+        assert torch.allclose(outs[0], outs[1], atol=1e-6)
+        assert grads[0].keys() == grads[1].keys()
+        for name, g in grads[0].items():
+            assert torch.allclose(grads[1][name], g, atol=1e-5), name

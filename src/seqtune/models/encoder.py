@@ -112,6 +112,29 @@ class Embeddings(nn.Module):
         return self.dropout(self.norm(x))
 
 
+@dataclass(frozen=True)
+class Packing:
+    """Where the real tokens of a padded (B, T) batch are: `index` holds their flat positions in
+    B * T. Blocks run their per-token work (projections, feed-forward, LayerNorm) on the packed
+    (N, H) real tokens only; attention scatters them back into (B, T) to attend within each sequence."""
+
+    index: torch.Tensor  # (N,) long
+    batch: int
+    length: int
+
+    @classmethod
+    def of(cls, attention_mask: torch.Tensor) -> "Packing":
+        B, T = attention_mask.shape
+        return cls(attention_mask.reshape(-1).nonzero().squeeze(1), B, T)
+
+    def pack(self, x: torch.Tensor) -> torch.Tensor:  # (B, T, ...) -> (N, ...)
+        return x.reshape(self.batch * self.length, *x.shape[2:]).index_select(0, self.index)
+
+    def unpack(self, x: torch.Tensor) -> torch.Tensor:  # (N, ...) -> (B, T, ...), zeros at padding
+        full = x.new_zeros(self.batch * self.length, *x.shape[1:]).index_copy(0, self.index, x)
+        return full.view(self.batch, self.length, *x.shape[1:])
+
+
 class SelfAttention(nn.Module):
     """Multi-head self-attention. The one place that decides which attention kernel runs."""
 
@@ -122,22 +145,30 @@ class SelfAttention(nn.Module):
         self.out = nn.Linear(cfg.hidden_size, cfg.hidden_size)
         self.dropout_p = cfg.attention_probs_dropout_prob
 
-    def forward(self, x: torch.Tensor, mask: torch.Tensor | None, first_only: bool = False) -> torch.Tensor:
-        # x: (B, T, H); mask: (B, 1, 1, T) bool, True = attend, or None when nothing is padded.
-        # first_only: only position 0 asks (queries); every position is still attended to.
-        B, T, H = x.shape
+    def forward(self, x: torch.Tensor, mask: torch.Tensor | None, first_only: bool = False,
+                packing: Packing | None = None) -> torch.Tensor:
+        # x: (B, T, H), or (N, H) real tokens when packed; mask: (B, 1, 1, T) bool, True = attend,
+        # or None when nothing is padded. first_only: only position 0 asks (queries); every position
+        # is still attended to.
+        if packing is not None:
+            B, T, H = packing.batch, packing.length, x.shape[-1]
+        else:
+            B, T, H = x.shape
         N, D = self.num_heads, H // self.num_heads
         if first_only:
             w, b = self.qkv.weight, self.qkv.bias  # rows: query, key, value
             q = F.linear(x[:, :1], w[:H], b[:H]).view(B, 1, N, D).transpose(1, 2)  # (B, N, 1, D)
             k, v = F.linear(x, w[H:], b[H:]).view(B, T, 2, N, D).permute(2, 0, 3, 1, 4)
+        elif packing is not None:
+            q, k, v = packing.unpack(self.qkv(x)).view(B, T, 3, N, D).permute(2, 0, 3, 1, 4)
         else:
             q, k, v = self.qkv(x).view(B, T, 3, N, D).permute(2, 0, 3, 1, 4)
         # q: (B, N, Tq, D); k, v: (B, N, T, D)
         y = F.scaled_dot_product_attention(
             q, k, v, attn_mask=mask, dropout_p=self.dropout_p if self.training else 0.0
         )
-        return self.out(y.transpose(1, 2).reshape(B, q.shape[2], H))
+        y = y.transpose(1, 2).reshape(B, q.shape[2], H)
+        return self.out(packing.pack(y) if packing is not None else y)
 
 
 class Layer(nn.Module):
@@ -153,10 +184,12 @@ class Layer(nn.Module):
         self.act = ACTIVATIONS[cfg.hidden_act]
         self.dropout = nn.Dropout(cfg.hidden_dropout_prob)
 
-    def forward(self, x: torch.Tensor, mask: torch.Tensor | None, first_only: bool = False) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, mask: torch.Tensor | None, first_only: bool = False,
+                packing: Packing | None = None) -> torch.Tensor:
         # first_only: compute the output at position 0 alone, (B, 1, H) (see Encoder.forward).
+        # packing: x is (N, H), the real tokens only (see Packing); not with first_only.
         residual = x[:, :1] if first_only else x
-        x = self.attention_norm(residual + self.dropout(self.attention(x, mask, first_only)))
+        x = self.attention_norm(residual + self.dropout(self.attention(x, mask, first_only, packing)))
         return self.ffn_norm(x + self.dropout(self.ffn_out(self.act(self.ffn_in(x)))))
 
 
@@ -169,6 +202,11 @@ class Pooler(nn.Module):
 
     def forward(self, hidden: torch.Tensor) -> torch.Tensor:
         return torch.tanh(self.dense(hidden[:, 0]))  # (B, T, H) -> (B, H)
+
+
+# Below this share of real tokens in a padded batch, blocks run packed (see Packing): the gather
+# and scatter cost less than the projections and feed-forward on padding would.
+PACK_BELOW_FILL = 0.9
 
 
 def attention_mask_for_sdpa(attention_mask: torch.Tensor | None) -> torch.Tensor | None:
@@ -191,6 +229,10 @@ class Encoder(nn.Module):
     With first_token_only=True it returns (B, 1, H), the last state of position 0 ([CLS]) alone: the
     last block then computes queries, attention output and feed-forward for that one position (keys
     and values still for all). Same numbers, ~1/L less work for heads that read only [CLS].
+
+    A batch with much padding (under PACK_BELOW_FILL real tokens) runs packed: every per-token
+    operation sees only the real tokens, so randomly composed batches cost about what length-sorted
+    ones do. The real tokens' outputs are the same; padded positions come out as zeros.
     """
 
     def __init__(self, cfg: EncoderConfig, add_pooler: bool = True):
@@ -238,9 +280,17 @@ class Encoder(nn.Module):
         first_token_only: the last block run computes position 0 alone (see forward)."""
         mask = attention_mask_for_sdpa(attention_mask)
         layers = self.layers[start:end]
+        packed = (len(layers) - first_token_only) > 0 and mask is not None \
+            and attention_mask.sum().item() < PACK_BELOW_FILL * attention_mask.numel()
+        if packed:
+            packing = Packing.of(attention_mask)
+            hidden = packing.pack(hidden)
         for i, layer in enumerate(layers):
-            hidden = layer(hidden, mask, first_only=first_token_only and i == len(layers) - 1)
-        return hidden
+            first_only = first_token_only and i == len(layers) - 1
+            if packed and first_only:  # the [CLS]-only block runs on the padded batch
+                hidden, packed = packing.unpack(hidden), False
+            hidden = layer(hidden, mask, first_only=first_only, packing=packing if packed else None)
+        return packing.unpack(hidden) if packed else hidden
 
     def num_parameters(self) -> int:
         return sum(p.numel() for p in self.parameters())
