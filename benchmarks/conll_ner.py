@@ -7,8 +7,9 @@ label on each word's first sub-token only. No evaluation during training; the fi
 scored once on the test split (all 3,453 sentences by default). Variants, each in its own
 subprocess so none inherits another's memory or threads:
 
-  seqtune     `seqtune.train` on configs/conll2003_ner.yaml (length-bucketed batches, dynamic
-              padding; sentences longer than 128 sub-tokens are windowed)
+  seqtune     `seqtune.train` on configs/conll2003_ner.yaml (random batches as the config says,
+              blocks run on the real tokens only; sentences longer than 128 sub-tokens are
+              windowed). `--set train.length_buckets=50` gives length-bucketed batches instead.
   hf          Trainer + AutoModelForTokenClassification + DataCollatorForTokenClassification,
               labels aligned as transformers' examples/pytorch/token-classification/run_ner.py
               does (word_ids, first sub-token, -100 elsewhere, truncation at 128 sub-tokens;
