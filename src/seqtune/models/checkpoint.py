@@ -3,8 +3,9 @@
 A checkpoint directory holds `config.json`, weights in `model.safetensors` (or `pytorch_model.bin`,
 or shards listed by their `.index.json`) and tokenizer files. Encoder weights use Hugging Face names
 (`bert.encoder.layer.0.attention.self.query.weight`, ...); this module maps them to our module names
-(`layers.0.attention.qkv.weight`, with query, key and value fused) and back. Head weights keep their Hugging Face names (`classifier.weight`, ...):
-our head modules are named so that their state-dict keys already are those names.
+(`layers.0.attention.qkv.weight`, with query, key and value fused) and back. Head weights keep their
+Hugging Face names (`classifier.weight`, ...): our head modules are named so that their state-dict
+keys already are those names.
 
 Loading is strict: an encoder weight that is missing or left over is an error that lists them.
 """

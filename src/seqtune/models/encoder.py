@@ -209,16 +209,6 @@ class Pooler(nn.Module):
 PACK_BELOW_FILL = 0.9
 
 
-def attention_mask_for_sdpa(attention_mask: torch.Tensor | None) -> torch.Tensor | None:
-    """(B, T) 1/0 padding mask -> (B, 1, 1, T) bool mask, or None when no position is padded.
-
-    Returning None when the batch has no padding lets SDPA take its fastest path.
-    """
-    if attention_mask is None or bool(attention_mask.all()):
-        return None
-    return attention_mask.bool()[:, None, None, :]
-
-
 class Encoder(nn.Module):
     """Embeddings, `num_hidden_layers` blocks and (optionally) the pooler.
 
@@ -278,19 +268,21 @@ class Encoder(nn.Module):
     ) -> torch.Tensor:
         """Run blocks[start:end] on hidden states (B, T, H); lets frozen bottoms be cached.
         first_token_only: the last block run computes position 0 alone (see forward)."""
-        mask = attention_mask_for_sdpa(attention_mask)
         layers = self.layers[start:end]
-        packed = (len(layers) - first_token_only) > 0 and mask is not None \
-            and attention_mask.sum().item() < PACK_BELOW_FILL * attention_mask.numel()
-        if packed:
-            packing = Packing.of(attention_mask)
-            hidden = packing.pack(hidden)
+        mask, packing = None, None  # mask None: nothing is padded, and SDPA takes its fastest path
+        real = None if attention_mask is None else int(attention_mask.sum())  # one device sync
+        if real is not None and real < attention_mask.numel():
+            mask = attention_mask.bool()[:, None, None, :]  # (B, 1, 1, T), True = attend
+            # Pack unless the only block is a [CLS]-only one (that block always runs padded).
+            if real < PACK_BELOW_FILL * attention_mask.numel() and len(layers) > int(first_token_only):
+                packing = Packing.of(attention_mask)
+                hidden = packing.pack(hidden)
         for i, layer in enumerate(layers):
             first_only = first_token_only and i == len(layers) - 1
-            if packed and first_only:  # the [CLS]-only block runs on the padded batch
-                hidden, packed = packing.unpack(hidden), False
-            hidden = layer(hidden, mask, first_only=first_only, packing=packing if packed else None)
-        return packing.unpack(hidden) if packed else hidden
+            if first_only and packing is not None:
+                hidden, packing = packing.unpack(hidden), None
+            hidden = layer(hidden, mask, first_only=first_only, packing=packing)
+        return packing.unpack(hidden) if packing is not None else hidden
 
     def num_parameters(self) -> int:
         return sum(p.numel() for p in self.parameters())

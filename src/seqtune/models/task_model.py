@@ -57,12 +57,14 @@ class TaskModel(nn.Module):
         return {**encoder_state_to_hf(self.encoder.state_dict()), **self.head.state_dict()}
 
 
-def model_for_finetuning(path: str, task) -> tuple[TaskModel, list[str]]:
-    """Encoder from a checkpoint directory + a fresh head for `task`. Returns (model, report lines)."""
+def model_for_finetuning(path: str, task, weights: dict[str, torch.Tensor] | None = None
+                         ) -> tuple[TaskModel, list[str]]:
+    """Encoder from a checkpoint directory + a fresh head for `task`. Returns (model, report lines).
+    `weights`: the directory's weights when the caller has read them already (read_weights)."""
     cfg = encoder_config_from_dir(path)
     check_vocab_fits(task.tokenizer, cfg.vocab_size, path)
     encoder = Encoder(cfg, add_pooler=task.needs_pooler)
-    split = split_checkpoint(read_weights(path))
+    split = split_checkpoint(read_weights(path) if weights is None else weights)
     report = load_encoder_state(encoder, split, path)
     head = task.build_head(cfg)
     # A head that can start from pretrained weights (the MLM head) defines load_pretrained(),

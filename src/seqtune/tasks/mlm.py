@@ -217,14 +217,14 @@ def load_masked_lm(path: str, device: str = "auto"):
                                "language model (seqtune pretrain, or a checkpoint with an MLM head).")
         tokenizer = task.tokenizer
     else:
-        weight_names = read_weights(path).keys()
-        if not all(k in weight_names for k in HEAD_KEYS):
+        weights = read_weights(path)
+        if not all(k in weights for k in HEAD_KEYS):
             raise SeqtuneError(f"{path} has no MLM head (cls.predictions.* weights), so it cannot "
                                "predict masked tokens.")
         tokenizer = load_tokenizer(path)
         positions = encoder_config_from_dir(path).max_position_embeddings
         task = MaskedLMTask(MaskedLMOptions(), DataConfig(max_length=positions), tokenizer)
-        model, _ = model_for_finetuning(path, task)
+        model, _ = model_for_finetuning(path, task, weights)
     model.to(resolve_runtime(TrainConfig(device=device)).device).eval()
     return model, tokenizer
 
