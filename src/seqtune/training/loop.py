@@ -17,7 +17,7 @@ from tqdm.auto import tqdm
 
 from seqtune.config import TrainConfig
 from seqtune.data.batching import evaluation_batches, training_batches
-from seqtune.errors import SeqtuneError
+from seqtune.errors import SeqtuneError, TrainingDiverged
 from seqtune.tasks.base import EncodedDataset, Task
 from seqtune.training.optim import build_optimizer, build_schedule
 
@@ -176,7 +176,7 @@ def train(
             with runtime.autocast():
                 loss = task.loss(model(batch), batch)
             if not torch.isfinite(loss):
-                raise SeqtuneError(f"the training loss became {loss.item()} at step {step}; lower train.lr.")
+                raise TrainingDiverged(f"the training loss became {loss.item()} at step {step}; lower train.lr.")
             scaler.scale(loss / cfg.grad_accum_steps).backward()
             micro += 1
             loss_sum += loss.item()
