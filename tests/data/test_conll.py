@@ -6,7 +6,8 @@ import json
 
 import pytest
 
-from seqtune.data.readers.conll import read_tagged, tagging_format
+from seqtune.data.readers.conll import TAGGING_FORMATS, read_tagged
+from seqtune.data.readers.formats import detect_format
 from seqtune.errors import SeqtuneError
 
 CONLL = """-DOCSTART- -X- -X- O
@@ -123,6 +124,10 @@ def test_jsonl_bad_records(tmp_path, line, message):
     path = write(tmp_path, "t.jsonl", '{"tokens": ["x"], "tags": ["O"]}\n' + line + "\n")
     with pytest.raises(SeqtuneError, match=rf"t.jsonl:2: .*{message}"):
         read_tagged(path)
+
+
+def tagging_format(path: str, fmt: str = "auto") -> str:
+    return detect_format(path, fmt, TAGGING_FORMATS, "tagging")
 
 
 def test_format_from_extension_and_setting(tmp_path):

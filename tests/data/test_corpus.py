@@ -48,7 +48,7 @@ def test_text_lines_skip_and_count_blank_lines(tmp_path):
 def test_csv_and_jsonl_columns(tmp_path):
     (tmp_path / "c.csv").write_text("id,sequence\n1,ACGT\n2,\"GGCC\"\n")
     assert [r.text for r in read_corpus(tmp_path / "c.csv", column="sequence").records] == ["ACGT", "GGCC"]
-    with pytest.raises(SeqtuneError, match="no column 'text'.*id, sequence"):
+    with pytest.raises(SeqtuneError, match="no column 'text'.*'id', 'sequence'"):
         read_corpus(tmp_path / "c.csv")
     (tmp_path / "bad.csv").write_text("id,sequence\n1,ACGT\n2,\n")
     with pytest.raises(SeqtuneError, match="bad.csv:3: the 'sequence' column is empty"):

@@ -6,7 +6,8 @@ import json
 
 import pytest
 
-from seqtune.data.readers.sequences import read_sequences, sequence_format
+from seqtune.data.readers.formats import detect_format
+from seqtune.data.readers.sequences import SEQUENCE_FORMATS, read_sequences
 from seqtune.errors import SeqtuneError
 
 # The example of the issue: 23 residues, 29 labels.
@@ -118,10 +119,13 @@ def test_prediction_csv_ignores_missing_labels(tmp_path):
 
 
 def test_format_detection():
+    def sequence_format(path):
+        return detect_format(path, "auto", SEQUENCE_FORMATS)
+
     assert sequence_format("x/CB513.fasta") == "fasta"
     assert sequence_format("x/train.csv") == "csv"
     with pytest.raises(SeqtuneError, match="cannot tell the format"):
-        sequence_format("x/train.seq")
+        sequence_format("x/train.dat")
 
 
 @pytest.mark.slow

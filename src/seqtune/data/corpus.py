@@ -1,8 +1,9 @@
 """Unlabelled corpora for masked-language-model pretraining, and turning them into model inputs.
 
-Reading (`read_corpus`): plain text (one example per line), FASTA (multi-line records, `.gz` too),
-CSV/TSV (one column) or JSONL (one field). Every record keeps where it came from ("file:12",
-"file record 7 (>sp|P69905)") so errors can name it.
+Reading (`read_corpus`) goes through the shared readers of `data/readers/`: plain text (one example
+per line), FASTA (multi-line records), CSV/TSV (one column; `header=False` picks it by number) or
+JSONL (one field), gzip'd too. Every record keeps where it came from ("file:12",
+"file record 7 (>sp|P69905, line 40)") so errors can name it.
 
 Encoding (`encode_corpus`): tokenize every record once, then
 - packing "lines": each record is one example; a record longer than max_length is cut into
@@ -15,26 +16,24 @@ possible, so whole-word masking never sees half a word.
 
 from __future__ import annotations
 
-import csv
-import gzip
-import io
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
+from seqtune.data.readers.fasta import read_fasta
+from seqtune.data.readers.formats import check_file, detect_format
+from seqtune.data.readers.lines import read_lines
+from seqtune.data.readers.table import Column, read_table
 from seqtune.errors import SeqtuneError
 from seqtune.tokenization import Tokenizer
 
-CorpusFormat = Literal["auto", "text", "fasta", "csv", "tsv", "jsonl"]
-FASTA_SUFFIXES = (".fasta", ".fa", ".faa", ".fna", ".ffn", ".fas", ".seq")
-TEXT_SUFFIXES = (".txt", ".text", ".raw", ".tokens")
+CORPUS_FORMATS = ("text", "fasta", "csv", "tsv", "jsonl")
 
 
 @dataclass
 class CorpusRecord:
     text: str
-    where: str  # for messages: "corpus.txt:12" or "proteins.fasta record 7 (>P69905)"
+    where: str  # for messages: "corpus.txt:12" or "proteins.fasta record 7 (>P69905, line 40)"
 
 
 @dataclass
@@ -50,133 +49,46 @@ class Corpus:
         return self.records[index]
 
 
-def open_text(path: Path) -> io.TextIOBase:
-    if path.suffix == ".gz":
-        return io.TextIOWrapper(gzip.open(path), encoding="utf-8", newline="")
-    return open(path, encoding="utf-8", newline="")
-
-
-def detect_format(path: Path, declared: str) -> str:
-    if declared != "auto":
-        return declared
-    name = path.name.lower().removesuffix(".gz")
-    suffix = Path(name).suffix
-    if suffix in FASTA_SUFFIXES:
-        return "fasta"
-    if suffix in TEXT_SUFFIXES:
-        return "text"
-    if suffix in (".csv", ".tsv", ".jsonl"):
-        return suffix[1:]
-    raise SeqtuneError(
-        f"{path}: cannot tell the corpus format from the file name; set data.format to one of "
-        "text (one example per line), fasta, csv, tsv or jsonl."
-    )
-
-
-def read_corpus(path: str | Path, format: str = "auto", column: str = "text",
-                max_records: int | None = None) -> Corpus:
+def read_corpus(path: str | Path, format: str = "auto", column: Column = "text",
+                max_records: int | None = None, header: bool = True) -> Corpus:
     """Read an unlabelled corpus. Empty records are errors, blank text lines are skipped and counted."""
-    path = Path(path)
-    if not path.is_file():
-        raise SeqtuneError(f"corpus file {str(path)!r} does not exist.")
-    fmt = detect_format(path, format)
-    readers = {"text": _read_text, "fasta": _read_fasta, "csv": _read_table, "tsv": _read_table,
-               "jsonl": _read_jsonl}
-    if fmt not in readers:
-        raise SeqtuneError(f"{path}: data.format {fmt!r} is not a corpus format; use one of {', '.join(readers)}.")
-    try:
-        with open_text(path) as f:
-            corpus = readers[fmt](f, path.name, fmt=fmt, column=column, max_records=max_records)
-    except UnicodeDecodeError as e:
-        raise SeqtuneError(f"{path}: not UTF-8 text ({e}).") from None
-    if not corpus.records:
+    path = check_file(path)
+    fmt = detect_format(path, format, CORPUS_FORMATS, "corpus")
+    name, info = path.name, {}
+    if fmt == "text":
+        lines = read_lines(path, max_records)
+        records = [CorpusRecord(text, f"{name}:{n}") for n, text in lines.lines]
+        info = {"blank_lines": lines.blank} if lines.blank else {}
+    elif fmt == "fasta":
+        records = []
+        for r in read_fasta(path, max_records):
+            where = f"{name} record {r.number} (>{r.id or ''}, line {r.line})"
+            sequence = "".join(r.lines)
+            if not sequence.isalpha():
+                sequence = "".join(sequence.split())  # spaces inside sequence lines (rare) are dropped
+            if not sequence:
+                raise SeqtuneError(f"{where}: the record has no sequence (empty record).")
+            records.append(CorpusRecord(sequence, where))
+    else:
+        records = _table_records(path, fmt, column, max_records, header)
+    if not records:
         raise SeqtuneError(f"{path}: the corpus is empty (no {'sequences' if fmt == 'fasta' else 'text'} found).")
-    return corpus
+    return Corpus(records, name, info)
 
 
-def _read_text(f, name: str, max_records: int | None, **_) -> Corpus:
-    records, blank = [], 0
-    for i, line in enumerate(f, start=1):
-        text = line.rstrip("\r\n")
-        if not text.strip():
-            blank += 1  # blank lines separate paragraphs/documents in text corpora
-            continue
-        records.append(CorpusRecord(text, f"{name}:{i}"))
-        if max_records and len(records) >= max_records:
-            break
-    return Corpus(records, name, {"blank_lines": blank} if blank else {})
-
-
-def _read_fasta(f, name: str, max_records: int | None, **_) -> Corpus:
-    records: list[CorpusRecord] = []
-    header, header_line, parts = None, 0, []
-
-    def finish() -> None:
-        where = f"{name} record {len(records) + 1} ({header.split()[0] if header.split() else '>'}, line {header_line})"
-        sequence = "".join(parts)
-        if not sequence:
-            raise SeqtuneError(f"{where}: the record has no sequence (empty record).")
-        records.append(CorpusRecord(sequence, where))
-
-    for i, line in enumerate(f, start=1):
-        line = line.strip()
-        if line.startswith(">"):
-            if header is not None:
-                finish()
-                if max_records and len(records) >= max_records:
-                    return Corpus(records, name)
-            header, header_line, parts = line, i, []
-        elif line.startswith(";") or not line:
-            continue  # comment lines of old FASTA files; blank lines between records
-        elif header is None:
-            raise SeqtuneError(f"{name}:{i}: sequence data before the first '>' header; is this a FASTA file?")
-        else:
-            parts.append("".join(line.split()))
-    if header is not None:
-        finish()
-    return Corpus(records, name)
-
-
-def _read_table(f, name: str, fmt: str, column: str, max_records: int | None) -> Corpus:
-    reader = csv.reader(f, delimiter="\t" if fmt == "tsv" else ",")
-    header = next(reader, None)
-    if header is None:
-        return Corpus([], name)
-    if column not in header:
-        raise SeqtuneError(f"{name}: no column {column!r} (set data.text_column); the columns are: {', '.join(header)}.")
-    index = header.index(column)
+def _table_records(path: Path, fmt: str, column: Column, max_records: int | None,
+                   header: bool) -> list[CorpusRecord]:
+    table = read_table(path, fmt, max_records, header=header, what="corpus")
+    table.require(column, "data.text_column", "text")
     records = []
-    for row in reader:
-        line = reader.line_num
-        if not row:
-            continue
-        if len(row) != len(header):
-            raise SeqtuneError(f"{name}:{line}: {len(row)} fields, but the header has {len(header)}.")
-        text = row[index]
-        if not text.strip():
-            raise SeqtuneError(f"{name}:{line}: the {column!r} column is empty.")
-        records.append(CorpusRecord(text, f"{name}:{line}"))
-        if max_records and len(records) >= max_records:
-            break
-    return Corpus(records, name)
-
-
-def _read_jsonl(f, name: str, column: str, max_records: int | None, **_) -> Corpus:
-    records = []
-    for i, line in enumerate(f, start=1):
-        if not line.strip():
-            continue
-        try:
-            row = json.loads(line)
-        except json.JSONDecodeError as e:
-            raise SeqtuneError(f"{name}:{i}: not valid JSON ({e}).") from None
-        text = row.get(column) if isinstance(row, dict) else None
-        if not isinstance(text, str) or not text.strip():
-            raise SeqtuneError(f"{name}:{i}: no non-empty text field {column!r} (set data.text_column).")
-        records.append(CorpusRecord(text, f"{name}:{i}"))
-        if max_records and len(records) >= max_records:
-            break
-    return Corpus(records, name)
+    for row, line in zip(table.rows, table.lines):
+        where, text = f"{path.name}:{line}", row.get(column)
+        if text is not None and not isinstance(text, str):
+            raise SeqtuneError(f"{where}: the {column!r} column should hold text, found {text!r}.")
+        if not text or not text.strip():
+            raise SeqtuneError(f"{where}: the {column!r} column is empty.")
+        records.append(CorpusRecord(text, where))
+    return records
 
 
 # ---- encoding --------------------------------------------------------------------------------

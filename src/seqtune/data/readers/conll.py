@@ -14,14 +14,14 @@ For prediction (`labelled=False`) the tag column/key may be absent; tags are the
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 
+from seqtune.data.readers.formats import check_file, detect_format, numbered_lines
+from seqtune.data.readers.table import read_table
 from seqtune.errors import SeqtuneError
 
-CONLL_SUFFIXES = (".conll", ".conllu", ".txt", ".iob", ".iob2", ".bio", ".tsv")
-JSONL_SUFFIXES = (".jsonl", ".json", ".ndjson")
+TAGGING_FORMATS = ("conll", "jsonl")
 DOCSTART = "-DOCSTART-"
 
 
@@ -32,23 +32,6 @@ class TaggedSentence:
     tokens: list[str]
     tags: list[str] | None
     where: str  # "file:line" of the sentence's first word (CoNLL) or record (JSONL), for messages
-
-
-def tagging_format(path: str, fmt: str = "auto") -> str:
-    """"conll" or "jsonl", from data.format or the file's extension."""
-    if fmt in ("conll", "jsonl"):
-        return fmt
-    if fmt != "auto":
-        raise SeqtuneError(f"{path}: data.format {fmt!r} is not a tagging format; use conll or jsonl.")
-    suffix = Path(path).suffix.lower()
-    if suffix in JSONL_SUFFIXES:
-        return "jsonl"
-    if suffix in CONLL_SUFFIXES:
-        return "conll"
-    raise SeqtuneError(
-        f"{path}: cannot tell the format from the extension {suffix!r}; set data.format to conll "
-        "(word and tag columns, blank line between sentences) or jsonl ({\"tokens\": [...], \"tags\": [...]})."
-    )
 
 
 def read_tagged(
@@ -63,24 +46,14 @@ def read_tagged(
     max_sentences: int | None = None,
 ) -> list[TaggedSentence]:
     """Read every sentence of a CoNLL or JSONL file, checking each line. See the module docstring."""
-    p = Path(path)
-    if not p.is_file():
-        raise SeqtuneError(f"data file {path!r} does not exist.")
-    if tagging_format(path, fmt) == "jsonl":
+    p = check_file(path)
+    if detect_format(path, fmt, TAGGING_FORMATS, "tagging") == "jsonl":
         sentences = _read_jsonl(p, labelled, tokens_key, tags_key, max_sentences)
     else:
         sentences = _read_conll(p, labelled, token_column, tag_column, max_sentences)
     if not sentences:
         raise SeqtuneError(f"{path}: the file has no sentences.")
     return sentences
-
-
-def _lines(path: Path):
-    try:
-        with path.open(encoding="utf-8") as f:
-            yield from enumerate(f, start=1)
-    except UnicodeDecodeError as e:
-        raise SeqtuneError(f"{path}: not UTF-8 text ({e.reason} at byte {e.start}).") from None
 
 
 def _read_conll(
@@ -98,7 +71,7 @@ def _read_conll(
             sentences.append(TaggedSentence(tokens, tags if labelled else None, f"{path}:{first_line}"))
         tokens, tags = [], []
 
-    for n, line in _lines(path):
+    for n, line in numbered_lines(path):
         columns = line.split()
         if not columns:
             close()
@@ -127,31 +100,24 @@ def _read_conll(
 
 
 def _check_columns(path: Path, line: int, count: int, token_column: int, tag_column: int | None) -> None:
-    for name, index in (("task.token_column", token_column), ("task.tag_column", tag_column)):
+    for name, index in (("data.token_column", token_column), ("data.tag_column", tag_column)):
         if index is not None and not -count <= index < count:
             raise SeqtuneError(
                 f"{path}:{line}: {name} is {index} but the line has only {count} columns "
                 f"(valid: 0..{count - 1}, or -1 for the last)."
             )
     if tag_column is not None and token_column % count == tag_column % count:
-        raise SeqtuneError(f"{path}: task.token_column and task.tag_column name the same column ({token_column}).")
+        raise SeqtuneError(f"{path}: data.token_column and data.tag_column name the same column ({token_column}).")
 
 
 def _read_jsonl(
     path: Path, labelled: bool, tokens_key: str, tags_key: str, max_sentences: int | None
 ) -> list[TaggedSentence]:
     sentences: list[TaggedSentence] = []
-    for n, line in _lines(path):
-        if max_sentences is not None and len(sentences) >= max_sentences:
-            break
-        if not line.strip():
-            continue
-        where = f"{path}:{n}"
-        try:
-            record = json.loads(line)
-        except json.JSONDecodeError as e:
-            raise SeqtuneError(f"{where}: not valid JSON ({e.msg}).") from None
-        if not isinstance(record, dict) or tokens_key not in record:
+    table = read_table(path, "jsonl", max_sentences, what="tagging")
+    for i, record in enumerate(table.rows):
+        where = table.where(i)
+        if tokens_key not in record:
             raise SeqtuneError(
                 f"{where}: expected an object with {tokens_key!r}"
                 + (f" and {tags_key!r}" if labelled else "")

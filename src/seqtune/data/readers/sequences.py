@@ -2,13 +2,14 @@
 
 Formats:
 - CSV / TSV / JSONL (through `table.read_table`): a sequence column and a label column
-  (`data.text_column`, `data.label_column`), optionally an id column and a mask column. A field
+  (`data.text_column`, `data.label_column`), optionally an id column and a mask column (names, or
+  0-based numbers in a CSV/TSV without a header row). A field
   is either one character per residue (`MKVL`, `HHEC`, `0111`) or, when it contains whitespace,
   whitespace-separated items (`M K V L`, `H H E C`, `1.0 0.0`), as in the CB513 CSV. In JSONL a
   field may also be a JSON list.
-- FASTA-style (`.fasta`, `.fa`, `.faa`, `.fna`): the convention seqtune uses for labelled records
-  is one header line, then the sequence on ONE line, then its labels on ONE line, then (only when
-  a mask column is configured) the mask on one line:
+- FASTA-style (`.fasta`, `.fa`, ...; records split by `fasta.read_fasta`): the convention seqtune
+  uses for labelled records is one header line, then the sequence on ONE line, then its labels on
+  ONE line, then (only when a mask column is configured) the mask on one line:
 
       >1es5-A
       VTKPTIAAVGGYAM
@@ -27,12 +28,13 @@ differs from its residue count is an error naming the record number, line and bo
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 
-from seqtune.data.readers.table import FORMATS_BY_SUFFIX, check_file, read_table
+from seqtune.data.readers.fasta import read_fasta
+from seqtune.data.readers.formats import check_file, detect_format
+from seqtune.data.readers.table import Column, read_table
 from seqtune.errors import SeqtuneError
 
-FASTA_SUFFIXES = (".fasta", ".fa", ".faa", ".fna", ".fas")
+SEQUENCE_FORMATS = ("csv", "tsv", "jsonl", "fasta")
 TRUE_WORDS, FALSE_WORDS = {"true", "yes"}, {"false", "no"}
 
 
@@ -45,22 +47,6 @@ class LabelledSequence:
     mask: list[bool] | None
     id: str | None
     where: str  # "file:line (record N)", for messages
-
-
-def sequence_format(path: str, fmt: str = "auto") -> str:
-    if fmt in ("csv", "tsv", "jsonl", "fasta"):
-        return fmt
-    if fmt != "auto":
-        raise SeqtuneError(f"{path}: data.format {fmt!r} is not a sequence format; use csv, tsv, jsonl or fasta.")
-    suffix = Path(path).suffix.lower()
-    if suffix in FASTA_SUFFIXES:
-        return "fasta"
-    if suffix in FORMATS_BY_SUFFIX:
-        return FORMATS_BY_SUFFIX[suffix]
-    raise SeqtuneError(
-        f"{path}: cannot tell the format from the extension {suffix!r}; set data.format to csv, tsv, "
-        "jsonl or fasta."
-    )
 
 
 def split_items(value, what: str, where: str) -> list[str]:
@@ -128,24 +114,33 @@ def read_sequences(
     fmt: str = "auto",
     *,
     labelled: bool = True,
-    sequence_column: str = "sequence",
-    label_column: str = "labels",
-    mask_column: str | None = None,
-    id_column: str | None = "id",
+    sequence_column: Column = "sequence",
+    label_column: Column = "labels",
+    mask_column: Column | None = None,
+    id_column: Column | None = "id",
     max_records: int | None = None,
+    header: bool = True,
 ) -> list[LabelledSequence]:
-    """Read labelled (or, for prediction, unlabelled) sequences; see the module docstring."""
-    fmt = sequence_format(path, fmt)
+    """Read labelled (or, for prediction, unlabelled) sequences; see the module docstring.
+
+    `header=False`: a CSV/TSV without a header row, columns given by 0-based number. The id column
+    is optional, so a name that a headerless file cannot have is passed over.
+    """
+    check_file(path)
+    fmt = detect_format(path, fmt, SEQUENCE_FORMATS, "per-residue")
     if fmt == "fasta":
         return read_fasta_records(path, labelled=labelled, with_mask=mask_column is not None,
                                   max_records=max_records)
-    table = read_table(path, fmt, max_records)
-    table.require(sequence_column, "sequence, data.text_column")
+    table = read_table(path, fmt, max_records, header=header, what="per-residue")
+    table.require(sequence_column, "data.text_column", "sequence")
     if labelled:
-        table.require(label_column, "per-residue labels, data.label_column")
-    use_mask = mask_column is not None and (labelled or mask_column in table.columns)
+        table.require(label_column, "data.label_column", "per-residue labels")
+    use_mask = mask_column is not None and (labelled or table.has(mask_column))
     if use_mask:
-        table.require(mask_column, "scoring mask, task.mask_column")
+        table.require(mask_column, "data.mask_column", "scoring mask")
+    use_id = id_column is not None and (table.has(id_column) or isinstance(id_column, int))
+    if use_id:
+        table.require(id_column, "data.id_column", "record id")
     records = []
     for i, row in enumerate(table.rows):
         where = f"{table.where(i)} (record {i + 1})"
@@ -153,7 +148,7 @@ def read_sequences(
             row.get(sequence_column),
             row.get(label_column) if labelled else None,
             row.get(mask_column) if use_mask else None,
-            row.get(id_column) if id_column else None,
+            row.get(id_column) if use_id else None,
             where,
             f"column {label_column!r}",
         ))
@@ -164,48 +159,21 @@ def read_fasta_records(
     path: str, *, labelled: bool, with_mask: bool = False, max_records: int | None = None
 ) -> list[LabelledSequence]:
     """FASTA records: labelled = header/sequence/labels[/mask] lines; unlabelled = plain FASTA."""
-    p = check_file(path)
-    records: list[LabelledSequence] = []
-    header: str | None = None
-    header_line = 0
-    body: list[str] = []
-
-    def close() -> None:
-        if header is None:
-            return
-        where = f"{path}:{header_line} (record {len(records) + 1})"
-        rid = header.split()[0] if header.strip() else None
+    records = []
+    for record in read_fasta(path, max_records):
+        where = f"{path}:{record.line} (record {record.number})"
+        body = record.lines
         if not labelled:
-            records.append(make_record("".join(body), None, None, rid, where))
-            return
+            records.append(make_record("".join(body), None, None, record.id, where))
+            continue
         want = 3 if with_mask else 2
         if len(body) != want:
             raise SeqtuneError(
                 f"{where}: a labelled FASTA record has {want} lines after the header (sequence, labels"
                 f"{', mask' if with_mask else ''}), each on one unwrapped line; this one has {len(body)}."
             )
-        records.append(make_record(body[0], body[1], body[2] if with_mask else None, rid, where,
+        records.append(make_record(body[0], body[1], body[2] if with_mask else None, record.id, where,
                                    "the label line"))
-
-    try:
-        with p.open(encoding="utf-8") as f:
-            for n, line in enumerate(f, start=1):
-                text = line.strip()
-                if not text:
-                    continue
-                if text.startswith(">"):
-                    close()
-                    if max_records is not None and len(records) >= max_records:
-                        header = None
-                        break
-                    header, header_line, body = text[1:], n, []
-                elif header is None:
-                    raise SeqtuneError(f"{path}:{n}: expected a FASTA header line starting with '>'.")
-                else:
-                    body.append(text)
-    except UnicodeDecodeError as e:
-        raise SeqtuneError(f"{path}: not UTF-8 text ({e.reason} at byte {e.start}).") from None
-    close()
     if not records:
         raise SeqtuneError(f"{path}: the file has no FASTA records (lines starting with '>').")
     return records

@@ -23,8 +23,8 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from pathlib import Path
 
+from seqtune.data.readers.formats import check_file, detect_format, open_text
 from seqtune.data.readers.table import read_table
 from seqtune.errors import SeqtuneError
 
@@ -81,13 +81,16 @@ def parse_selector(path: str) -> tuple[str, slice | None]:
     return file, slice(start, stop)
 
 
-def read_squad(path: str, max_rows: int | None = None) -> list[QAExample]:
-    """Read SQuAD JSON or JSONL (see the module docstring). Errors name the file and the record."""
+def read_squad(path: str, max_rows: int | None = None, fmt: str = "auto") -> list[QAExample]:
+    """Read SQuAD JSON or JSONL (see the module docstring). Errors name the file and the record.
+
+    `fmt` (data.format) is checked, but the content decides the layout, whatever the extension.
+    """
     file, articles = parse_selector(path)
-    p = Path(file)
-    if not p.is_file():
-        raise SeqtuneError(f"data file {file!r} does not exist.")
-    text = p.read_text(encoding="utf-8")
+    check_file(file)
+    detect_format(file, fmt, ("squad", "jsonl"), "question-answering", default="squad")
+    with open_text(file) as f:
+        text = f.read()
     try:
         document = json.loads(text)
     except json.JSONDecodeError:

@@ -1,0 +1,49 @@
+"""FASTA: a `>` header line, then the lines of its record, for corpora and per-residue labels alike.
+
+The reader only splits the file into records; what the lines after a header mean (one wrapped
+sequence, or sequence / labels / mask lines) is up to the caller. Blank lines and `;` comment lines
+(old FASTA files) are skipped.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from seqtune.data.readers.formats import open_text
+from seqtune.errors import SeqtuneError
+
+
+@dataclass
+class FastaRecord:
+    header: str  # the header line without its '>'
+    line: int  # line number of the header, for messages
+    number: int  # 1-based record number, for messages
+    lines: list[str]  # the record's lines, stripped
+
+    @property
+    def id(self) -> str | None:
+        """The first word of the header, as FASTA tools name a record."""
+        words = self.header.split(None, 1)
+        return words[0] if words else None
+
+
+def read_fasta(path: str | Path, max_records: int | None = None) -> list[FastaRecord]:
+    """Every record of the file (none for an empty file: callers say what was expected)."""
+    records: list[FastaRecord] = []
+    body: list[str] = []
+    with open_text(path) as f:  # not numbered_lines: corpora of millions of lines, one strip each
+        for n, line in enumerate(f, start=1):
+            text = line.strip()
+            if not text or text[0] == ";":
+                continue
+            if text[0] == ">":
+                if max_records and len(records) >= max_records:
+                    break
+                body = []
+                records.append(FastaRecord(text[1:], n, len(records) + 1, body))
+            elif not records:
+                raise SeqtuneError(f"{path}:{n}: sequence data before the first '>' header; is this a FASTA file?")
+            else:
+                body.append(text)
+    return records
