@@ -14,8 +14,9 @@ takes the top-20 starts x top-20 ends of each window. Both sides are scored by t
 EM/F1 definition (seqtune.tasks.qa_metrics, tested against hand-computed cases).
 
 Prints EM/F1 of both and the wall-time ratio (seqtune / HF, tokenization + training + evaluation),
-and writes JSON to benchmarks/out/. `--quick` is a smoke test (< 2 minutes on CPU): a few dozen
-questions, one epoch.
+and writes JSON to benchmarks/out/. EM/F1 are fractions in [0, 1] on both sides and in the JSON
+(seqtune's scale for every metric; the official scripts and transformers' run_qa print 100x these).
+`--quick` is a smoke test (< 2 minutes on CPU): a few dozen questions, one epoch.
 
     python benchmarks/squad_qa.py            # the full benchmark (long on CPU)
     python benchmarks/squad_qa.py --quick
@@ -243,12 +244,12 @@ def main(argv=None) -> int:
     for side in ("seqtune", "hf"):
         if side in result:
             r = result[side]
-            print(f"{side:8s} EM {r['exact_match']:.2f}  F1 {r['f1']:.2f}  on {r['questions']} questions  "
+            print(f"{side:8s} EM {r['exact_match']:.4f}  F1 {r['f1']:.4f}  on {r['questions']} questions  "
                   f"wall {r['wall_seconds']:.1f}s (train {r['train_wall_seconds']:.1f}s, eval {r['eval_wall_seconds']:.1f}s)")
     if "seqtune" in result and "hf" in result:
         result["f1_difference"] = result["seqtune"]["f1"] - result["hf"]["f1"]
         result["wall_time_ratio"] = result["seqtune"]["wall_seconds"] / result["hf"]["wall_seconds"]
-        print(f"F1 difference (seqtune - HF): {result['f1_difference']:+.2f}; "
+        print(f"F1 difference (seqtune - HF): {result['f1_difference']:+.4f}; "
               f"wall-time ratio seqtune/HF: {result['wall_time_ratio']:.2f}")
     out = Path(args.out) if args.out else OUT / f"squad_qa{'_quick' if args.quick else ''}.json"
     out.write_text(json.dumps(result, indent=2, default=str) + "\n")

@@ -3,7 +3,8 @@
 Normalisation (both versions): lower-case, drop ASCII punctuation, drop the articles a/an/the as
 whole words, collapse white space. Exact match compares normalised strings; F1 is the harmonic
 mean of precision and recall of the normalised *word bags*. Each question scores the maximum over
-its gold answers; totals are percentages over all questions (a missing prediction scores 0).
+its gold answers; totals are fractions in [0, 1] over all questions (a missing prediction scores
+0), like every other seqtune metric. The official scripts print the same numbers times 100.
 
 The two official scripts differ only at empty answers, and we keep both behaviours:
 - v1.1: F1 is 0 whenever prediction and gold share no word (even if both are empty);
@@ -62,7 +63,8 @@ def question_scores(prediction: str, answers: list[str], version_2: bool = False
 
 
 def squad_scores(predictions: dict[str, str], golds: dict[str, list[str]], version_2: bool = False) -> dict:
-    """Totals in percent: exact_match, f1, total; with version_2 also has_ans_* and no_ans_* splits.
+    """Totals in [0, 1]: exact_match, f1, and total (an int: the number of questions); with
+    version_2 also has_ans_* and no_ans_* splits (has_ans_total, no_ans_total also ints).
 
     predictions: question id -> predicted text ("" = no answer); golds: question id -> gold texts
     ([] for an unanswerable question).
@@ -90,21 +92,22 @@ def per_question_scores(predictions: dict[str, str], golds: dict[str, list[str]]
 def _summary(em: np.ndarray, f1: np.ndarray, prefix: str) -> dict:
     n = len(em)
     return {
-        f"{prefix}exact_match": 100.0 * float(em.mean()) if n else 0.0,
-        f"{prefix}f1": 100.0 * float(f1.mean()) if n else 0.0,
-        f"{prefix}total": n,
+        f"{prefix}exact_match": float(em.mean()) if n else 0.0,
+        f"{prefix}f1": float(f1.mean()) if n else 0.0,
+        f"{prefix}total": int(n),
     }
 
 
 def best_null_threshold(score_diffs: np.ndarray, span_scores: np.ndarray, has_answer: np.ndarray) -> tuple[float, float]:
-    """The null_score_diff_threshold that maximises a score on a labelled set, and that score (%).
+    """The null_score_diff_threshold that maximises a score on a labelled set, and that score in [0, 1].
 
     The rule being tuned: answer "" when null_score - best_span_score > threshold.
     score_diffs (N,): null score minus best span score of each question; span_scores (N,): the score
     (EM or F1, in [0, 1]) that the best *span* would get; has_answer (N,): bool.
     Sorted by score diff, a threshold at the k-th value answers the first k questions with their span
     and the rest with "" (right for unanswerable questions, wrong otherwise); every cut is tried,
-    plus "always no answer".
+    plus "always no answer". Only the score's scale is a fraction; the threshold is on the scale
+    of the score diffs (logits), as in the official script's `find_best_thresh`.
     """
     order = np.argsort(score_diffs, kind="stable")
     diffs = score_diffs[order]
@@ -117,4 +120,4 @@ def best_null_threshold(score_diffs: np.ndarray, span_scores: np.ndarray, has_an
     candidates = np.concatenate([[0], np.nonzero(last_of_run)[0] + 1])
     best = candidates[np.argmax(totals[candidates])]
     threshold = float(diffs[best - 1]) if best > 0 else float(diffs[0] - 1.0) if len(diffs) else 0.0
-    return threshold, 100.0 * float(totals[best]) / max(1, len(diffs))
+    return threshold, float(totals[best]) / max(1, len(diffs))

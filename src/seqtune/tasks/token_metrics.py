@@ -2,7 +2,9 @@
 entity-level P/R/F1 for IOB-style tags (seqeval).
 
 All functions take plain label-id arrays or tag-string lists, so they are shared by word tagging
-and per-residue labelling and are tested without a model.
+and per-residue labelling (and `labelled_confusion_matrix` by classification) and are tested
+without a model. Every value they return is a plain Python int/float/str/list/dict (JSON-ready):
+scores in [0, 1], counts as int.
 """
 
 from __future__ import annotations
@@ -13,6 +15,17 @@ from sklearn.metrics import confusion_matrix, precision_recall_fscore_support
 # seqeval's scheme classes by name; "auto" is resolved by `detect_scheme`.
 SCHEMES = ("IOB1", "IOB2", "IOE1", "IOE2", "IOBES", "BILOU")
 ENTITY_PREFIXES = ("B", "I", "E", "S", "L", "U")
+
+
+def labelled_confusion_matrix(gold: np.ndarray, predicted: np.ndarray, labels: list[str]) -> dict:
+    """{"labels": [name, ...], "matrix": [[int, ...], ...]}: row i = gold labels[i], column j =
+    predicted labels[j]; every label has a row and a column, even when it never occurs.
+
+    gold, predicted: label ids in range(len(labels)). The shape every task's "confusion_matrix" has.
+    """
+    ids = list(range(len(labels)))
+    matrix = confusion_matrix(np.asarray(gold, dtype=int), np.asarray(predicted, dtype=int), labels=ids)
+    return {"labels": [str(label) for label in labels], "matrix": [[int(c) for c in row] for row in matrix]}
 
 
 def label_report(gold: np.ndarray, predicted: np.ndarray, labels: list[str]) -> dict:
@@ -33,10 +46,7 @@ def label_report(gold: np.ndarray, predicted: np.ndarray, labels: list[str]) -> 
             label: {"precision": float(p), "recall": float(r), "f1": float(f), "support": int(s)}
             for label, p, r, f, s in zip(labels, precision, recall, f1, support)
         },
-        "confusion_matrix": {
-            "labels": list(labels),
-            "matrix": confusion_matrix(gold, predicted, labels=ids).tolist(),
-        },
+        "confusion_matrix": labelled_confusion_matrix(gold, predicted, labels),
     }
 
 
