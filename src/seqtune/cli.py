@@ -17,7 +17,20 @@ COMMANDS = [
     "seqtune.commands.sweep",
     "seqtune.commands.pretrain",
     "seqtune.commands.fill_mask",
+    "seqtune.commands.config",
 ]
+
+
+def package_version() -> str:
+    """The installed distribution's version; seqtune.__version__ when run from a source tree."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("seqtune")
+    except PackageNotFoundError:
+        from seqtune import __version__
+
+        return __version__
 
 
 def build_parser() -> tuple[argparse.ArgumentParser, dict]:
@@ -25,6 +38,7 @@ def build_parser() -> tuple[argparse.ArgumentParser, dict]:
         prog="seqtune",
         description="Fine-tune and pretrain BERT-family encoders on your own labelled data.",
     )
+    parser.add_argument("--version", action="version", version=f"seqtune {package_version()}")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
     modules = {}
     for name in COMMANDS:
@@ -41,10 +55,29 @@ def main(argv: list[str] | None = None) -> int:
         parser.print_help()
         return 2
     try:
-        return modules[args.command].run(args)
+        code = modules[args.command].run(args)
+        sys.stdout.flush()  # here, not at exit, so that a closed pipe is caught below
+        return code
     except SeqtuneError as e:
         print(f"seqtune {args.command}: error: {e}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # stdout's reader stopped early, e.g. `seqtune predict MODEL f.tsv | head -2`
+        return reader_gone()
+
+
+def reader_gone() -> int:
+    """Stop quietly when the reader of stdout has closed it. stdout is pointed at /dev/null so that
+    Python's flush at exit cannot fail a second time. Exit status 141 (128 + SIGPIPE) is what a command
+    stopped by its reader gives (`yes | head`): silent in a shell, a failure under `set -o pipefail`."""
+    import os
+
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+    except (AttributeError, OSError, ValueError):  # stdout replaced by an object without a file
+        pass
+    return 141

@@ -5,13 +5,17 @@ from __future__ import annotations
 import csv
 import math
 import sys
+from pathlib import Path
 
 import pytest
 from conftest import write_sentiment_tsv, write_tiny_checkpoint
 
 from seqtune.cli import main
-from seqtune.commands.sweep import expand_grid, majority_baseline, majority_label, plot, split_values, summarise
+from seqtune.commands import sweep
+from seqtune.commands.sweep import (ModelKeeper, chance_level, expand_grid, majority_label, plot, split_values,
+                                    summarise)
 from seqtune.config import load_config
+from seqtune.errors import SeqtuneError, TrainingDiverged
 
 
 def test_split_values_keeps_lists_whole():
@@ -55,14 +59,82 @@ def sweep_files(tmp_path_factory):
     dev.write_text("\n".join([lines[0], *[line for line in lines[1:] if line.endswith("\t1")], *negatives[:4]]) + "\n")
     config = d / "tiny.yaml"
     config.write_text(f"task: {{type: classification}}\nmodel: {{path: {checkpoint}}}\n"
-                      f"data: {{train: {train}, dev: {dev}, text_column: sentence}}\n"
+                      f"data: {{train: {train}, dev: {dev}, text_column: sentence, max_length: 64}}\n"
                       "train: {epochs: 1, batch_size: 16, progress: false, lr: 1.0e-3}\n")
     return config
 
 
-def test_majority_baseline_uses_the_training_majority_on_dev(sweep_files):
-    # training majority is "0"; dev has 8 positives and 4 negatives -> predicting "0" scores 4/12
-    assert math.isclose(majority_baseline(load_config(sweep_files)), 4 / 12)
+def test_chance_level_is_the_best_constant_predictor_on_dev(sweep_files):
+    # training majority is "0", but dev has 8 positives and 4 negatives: always "1" scores 8/12
+    assert math.isclose(chance_level(load_config(sweep_files)), 8 / 12)
+    # any constant predictor has MCC 0; its best macro F1 is always "1": F1 0.8 for "1", 0 for "0"
+    assert chance_level(load_config(sweep_files, ["train.metric=mcc"])) == 0.0
+    assert math.isclose(chance_level(load_config(sweep_files, ["train.metric=f1_macro"])), 0.4)
+    assert chance_level(load_config(sweep_files, ["data.dev=null"])) is None
+
+
+def fake_runs(monkeypatch, values):
+    """Replace training by runs with these best dev values (None: diverged), in order."""
+    values = iter(values)
+
+    def run_one(config_path, overrides):
+        value = next(values)
+        return {"metric": "accuracy", "value": value, "wall_seconds": 0.1, "run_dir": "",
+                "error": "" if value is not None else "diverged"}
+    monkeypatch.setattr(sweep, "run_one", run_one)
+
+
+def test_a_run_that_always_predicts_the_dev_majority_class_has_failed(sweep_files, tmp_path, monkeypatch):
+    # 8/12 is what always answering "1" scores on this dev set: above the training majority's 4/12
+    fake_runs(monkeypatch, [8 / 12, 0.75])
+    assert main(["sweep", str(sweep_files), "--seeds", "2", "--output", str(tmp_path / "s")]) == 0
+    [row] = list(csv.DictReader((tmp_path / "s" / "summary.csv").open()))
+    assert row["failed"] == "1" and math.isclose(float(row["baseline"]), 8 / 12)
+    assert "chance level (accuracy 0.6667)" in (tmp_path / "s" / "summary.md").read_text()
+
+
+def test_a_diverged_run_is_recognised_by_its_exception_type(sweep_files, tmp_path, monkeypatch):
+    import seqtune.training.setup
+
+    def diverge(cfg):
+        raise TrainingDiverged("loss is NaN")  # whatever the words, the type says it diverged
+    monkeypatch.setattr(seqtune.training.setup, "train_from_config", diverge)
+    assert main(["sweep", str(sweep_files), "--seeds", "2", "--output", str(tmp_path / "s")]) == 0
+    runs = list(csv.DictReader((tmp_path / "s" / "runs.csv").open()))
+    assert [r["error"] for r in runs] == ["loss is NaN"] * 2 and all(r["value"] == "" for r in runs)
+    assert list(csv.DictReader((tmp_path / "s" / "summary.csv").open()))[0]["failed"] == "2"
+
+    def bad_input(cfg):
+        raise SeqtuneError("the training loss became a bad file")  # any other error stops the sweep
+    monkeypatch.setattr(seqtune.training.setup, "train_from_config", bad_input)
+    assert main(["sweep", str(sweep_files), "--seeds", "2", "--output", str(tmp_path / "t")]) == 2
+
+
+def test_model_keeper_keeps_the_best_run_of_each_grid_point(tmp_path):
+    def run(point, value, name):
+        (tmp_path / name / "model").mkdir(parents=True)
+        return {"point": point, "value": value, "model": str(tmp_path / name / "model")}
+
+    keeper = ModelKeeper("best")
+    runs = [run(0, 0.6, "a"), run(0, 0.8, "b"), run(0, 0.7, "c"), run(1, 0.5, "d"), run(1, None, "e")]
+    for r in runs:
+        keeper.add(r, higher_is_better=True)
+    assert [bool(r["model"]) for r in runs] == [False, True, False, True, False]
+    assert sorted(p.parent.name for p in tmp_path.glob("*/model")) == ["b", "d"]
+    assert all((tmp_path / n).is_dir() for n in "abcde")  # only model/ goes, the run directory stays
+
+    lower = ModelKeeper("best")
+    runs = [run(0, 0.3, "f"), run(0, 0.2, "g")]
+    for r in runs:
+        lower.add(r, higher_is_better=False)  # e.g. train.metric=loss
+    assert [bool(r["model"]) for r in runs] == [False, True]
+
+    for keep, kept in (("all", [True, True]), ("none", [False, False])):
+        runs = [run(0, 0.9, f"{keep}1"), run(0, 0.1, f"{keep}2")]
+        keeper = ModelKeeper(keep)
+        for r in runs:
+            keeper.add(r, higher_is_better=True)
+        assert [(tmp_path / f"{keep}{i}" / "model").is_dir() for i in (1, 2)] == kept
 
 
 def test_sweep_writes_table_csv_and_plot(sweep_files, tmp_path, capsys):
@@ -80,16 +152,31 @@ def test_sweep_writes_table_csv_and_plot(sweep_files, tmp_path, capsys):
         values = [float(r["value"]) for r in runs if r["strategy.top_layers"] == row["strategy.top_layers"]]
         assert math.isclose(float(row["mean"]), sum(values) / 2)
         assert math.isclose(float(row["min"]), min(values)) and math.isclose(float(row["max"]), max(values))
-        assert int(row["failed"]) == sum(v <= 4 / 12 + 1e-12 for v in values)
+        assert int(row["failed"]) == sum(v <= 8 / 12 + 1e-12 for v in values)
         assert int(row["runs"]) == 2
     table = (out / "summary.md").read_text()
     assert table.startswith("| strategy.top_layers | runs | accuracy mean ± std |")
-    assert "majority-class baseline (accuracy 0.3333)" in table
+    assert "chance level (accuracy 0.6667)" in table and "predicting a single class fails" in table
     assert (out / "summary.png").read_bytes()[:4] == b"\x89PNG"
     # every run is a normal run directory inside the sweep directory, with its seed
     run_dirs = [p for p in out.iterdir() if p.is_dir()]
     assert len(run_dirs) == 4 and all((p / "results.json").is_file() for p in run_dirs)
     assert "seed: 43" in (out / runs[1]["run_dir"].split("/")[-1] / "config.yaml").read_text()
+    # --keep-models best (the default): one model per grid point, that of its best run (the first on a tie)
+    for point in ("0", "2"):
+        members = [r for r in runs if r["strategy.top_layers"] == point]
+        best = max(members, key=lambda r: float(r["value"]))
+        assert [bool(r["model"]) for r in members] == [r is best for r in members]
+        assert [(Path(r["run_dir"]) / "model").is_dir() for r in members] == [r is best for r in members]
+        assert (Path(best["model"]) / "model.safetensors").is_file()
+
+
+def test_sweep_keep_models_none(sweep_files, tmp_path):
+    out = tmp_path / "sweep"
+    assert main(["sweep", str(sweep_files), "--seeds", "1", "--output", str(out), "--keep-models", "none"]) == 0
+    [run] = list(csv.DictReader((out / "runs.csv").open()))
+    assert run["model"] == "" and (Path(run["run_dir"]) / "results.json").is_file()
+    assert not (Path(run["run_dir"]) / "model").exists()
 
 
 def test_sweep_rejects_a_bad_grid_value_before_training(sweep_files, tmp_path):

@@ -2,10 +2,24 @@
 
 Runs every combination of the comma-separated values (a grid) with N seeds each, and summarises the
 best dev metric per grid point: mean ± std (sample std over seeds), min, max, and the number of
-failed runs, i.e. runs at or below the majority-class baseline (Mosbach et al. 2021; diverged runs
-count as failed too). Writes, into the sweep directory:
+failed runs (Mosbach et al. 2021).
 
-    runs.csv     one line per run (grid values, seed, metric, wall time, run directory)
+A run has failed when its training diverged (the loss became NaN or infinite), or when its best dev
+metric is at or below the chance level of the dev set: the best value of that metric that a constant
+predictor reaches, one always answering the same class, tried for every class (for accuracy the
+share of the dev set's most frequent class, for MCC 0). A run whose dev predictions are all one class
+scores exactly such a constant predictor's value, so it always counts as failed. The chance level is
+computed through the real task pipeline (a head that outputs a constant); tasks without class labels
+(regression, QA) and lower-is-better metrics have none, and --baseline sets it by hand.
+
+Models: every run trains in its own run directory inside the sweep directory. --keep-models best
+(the default) keeps model/ only for the best run of each grid point and deletes the others' as soon
+as a better run is read; none deletes every model/ once its metric is read; all keeps them all.
+Everything else of a run (config.yaml, log.txt, metrics.jsonl, results.json) is always kept.
+
+Writes, into the sweep directory:
+
+    runs.csv     one line per run (grid values, seed, metric, wall time, run directory, model kept)
     summary.csv  one line per grid point          summary.md  the same as a Markdown table
     summary.png  metric per grid point with error bars (needs matplotlib: pip install seqtune[plot])
 """
@@ -17,13 +31,16 @@ import csv
 import itertools
 import json
 import math
+import shutil
 import sys
 import time
 from pathlib import Path
 
 import numpy as np
 
-from seqtune.errors import SeqtuneError
+from seqtune.errors import SeqtuneError, TrainingDiverged
+
+KEEP_MODELS = ("best", "all", "none")
 
 SET_HELP = ("override a config key; comma-separated values make a grid, e.g. --set strategy.top_layers=0,1,2,3,6 "
             "--set train.lr=2e-5,5e-5 (repeatable; values in [...] are lists, not grids)")
@@ -40,7 +57,11 @@ def add_parser(subparsers):
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=V1,V2,...", help=SET_HELP)
     p.add_argument("--output", help="sweep directory (default: <output_dir>/<config name>-sweep-<time>)")
     p.add_argument("--baseline", type=float, help="a run fails when its dev metric is at or below this value "
-                   "(default: the majority-class baseline on the dev set, when the task has class labels)")
+                   "(default: the dev set's chance level, the best a constant one-class predictor scores, "
+                   "when the task has class labels)")
+    p.add_argument("--keep-models", choices=KEEP_MODELS, default="best",
+                   help="which runs keep their model/: the best run of each grid point (best, the default), "
+                        "every run (all) or none; the rest of each run directory is always kept")
     return p
 
 
@@ -83,7 +104,8 @@ def point_values(point: list[str]) -> list[str]:
 # ---- the failure threshold --------------------------------------------------------------------------
 
 def majority_label(features: list[dict]) -> int | None:
-    """The most frequent integer label of the training features (-100 = ignored position), if any."""
+    """The most frequent integer label of the features (-100 = ignored position), if any: None when
+    the task has no class labels (regression targets, multi-label vectors, QA positions)."""
     counts: dict[int, int] = {}
     for f in features:
         labels = f.get("labels")
@@ -93,45 +115,63 @@ def majority_label(features: list[dict]) -> int | None:
     return max(counts, key=counts.get) if counts else None
 
 
-def majority_baseline(cfg) -> float | None:
-    """The dev metric of a model that always predicts the most frequent training label.
+def constant_outputs(outputs: list[np.ndarray], label: int) -> list[np.ndarray]:
+    """Outputs of a model that answers `label` everywhere: logits +10 for it, -10 for the rest (the
+    class axis is the last one, for sequence and token tasks alike)."""
+    constant = []
+    for out in outputs:
+        logits = np.full_like(out, -10.0)
+        logits[..., label] = 10.0
+        constant.append(logits)
+    return constant
 
-    Built from the real task pipeline: the head's last linear layer is set to output a constant
-    favouring that label, so metrics are computed exactly as for a trained model. None when the task
-    has no class labels (regression, QA) or its metric is lower-is-better.
+
+def chance_level(cfg) -> float | None:
+    """The best dev metric of a constant predictor: one that answers the same class for every input
+    (every token, for token tasks), tried for every class. For accuracy this is the share of the dev
+    set's most frequent class; for MCC it is 0. A run that predicts a single class scores exactly one
+    of these values, so "at or below the chance level" catches it.
+
+    Built from the real task pipeline: the dev set is read and encoded as for training, the model's
+    outputs are replaced by constant logits, and the task computes its metrics as for a trained model.
+    None when there is no dev set, the task has no class labels (regression, QA, multi-label) or the
+    metric is lower-is-better.
     """
     import torch
 
+    from seqtune.inference import resolve_runtime, run_outputs
     from seqtune.models.task_model import model_for_finetuning
     from seqtune.tasks import task_class
     from seqtune.tokenization import load_tokenizer
-    from seqtune.training.loop import evaluate, resolve_runtime
 
     if not cfg.data.dev or not cfg.model.path:
         return None
     task = task_class(cfg.task.type)(cfg.task, cfg.data, load_tokenizer(cfg.model.path))
     examples = task.read(cfg.data.train, "train")
     task.fit(examples)
-    label = majority_label(task.encode(examples, "train").features)
-    if label is None or not task.greater_is_better:
+    metric = cfg.train.metric or task.primary_metric
+    if majority_label(task.encode(examples, "train").features) is None or not task.higher_is_better(metric):
         return None
+    dev = task.encode(task.read(cfg.data.dev, "dev"), "dev")
     model, _ = model_for_finetuning(cfg.model.path, task)
     last = [m for m in model.head.modules() if isinstance(m, torch.nn.Linear)][-1]
-    with torch.no_grad():
-        last.weight.zero_()
-        last.bias.fill_(-10.0)
-        last.bias[label] = 10.0
     runtime = resolve_runtime(cfg.train)
     model.to(runtime.device)
-    metrics = evaluate(model, task, task.encode(task.read(cfg.data.dev, "dev"), "dev"), runtime,
-                       runtime.eval_batch_tokens)
-    return float(metrics[cfg.train.metric or task.primary_metric])
+    outputs = run_outputs(model, task, dev, runtime)  # only their shapes are used
+    values = []
+    for label in range(last.out_features):
+        metrics = task.metrics(constant_outputs(outputs, label), dev)
+        if metric not in metrics:
+            raise SeqtuneError(f"train.metric {metric!r} is not computed by this task; choose one of: "
+                               f"{', '.join(k for k, v in metrics.items() if isinstance(v, (int, float)))}.")
+        values.append(float(metrics[metric]))
+    return max(values)
 
 
 # ---- running ------------------------------------------------------------------------------------
 
 def run_one(config_path, overrides: list[str]) -> dict:
-    """Train once; returns the best dev metric, its name and the wall time (diverged: metric None)."""
+    """Train once; returns the best dev metric, its name and the wall time (diverged: value None)."""
     from seqtune.config import load_config
     from seqtune.training.setup import train_from_config
 
@@ -139,15 +179,44 @@ def run_one(config_path, overrides: list[str]) -> dict:
     start = time.perf_counter()
     try:
         run_dir = train_from_config(cfg)
-    except SeqtuneError as e:
-        if "training loss became" not in str(e):  # the loop's message for a diverged run
-            raise
+    except TrainingDiverged as e:
         return {"metric": None, "value": None, "wall_seconds": round(time.perf_counter() - start, 2),
                 "run_dir": "", "error": str(e)}
     results = json.loads((run_dir / "results.json").read_text())
     best = results["train"]["best"] or {}
     return {"metric": best.get("metric"), "value": best.get("value"),
             "wall_seconds": round(time.perf_counter() - start, 2), "run_dir": str(run_dir), "error": ""}
+
+
+def remove_model(run: dict) -> None:
+    """Delete a run's model/ (the rest of its run directory stays) and record that in the run row."""
+    if run.get("model"):
+        shutil.rmtree(run["model"], ignore_errors=True)
+    run["model"] = ""
+
+
+class ModelKeeper:
+    """Applies --keep-models after each run: all, none, or only the best run of each grid point."""
+
+    def __init__(self, keep: str):
+        self.keep = keep
+        self.best: dict[int, dict] = {}  # grid point -> the run whose model is kept
+
+    def add(self, run: dict, higher_is_better: bool) -> None:
+        if self.keep == "all" or not run.get("model"):
+            return
+        if self.keep == "none" or run["value"] is None:
+            remove_model(run)
+            return
+        current = self.best.get(run["point"])
+        better = current is None or (run["value"] > current["value"] if higher_is_better
+                                     else run["value"] < current["value"])
+        if better:
+            if current is not None:
+                remove_model(current)
+            self.best[run["point"]] = run
+        else:
+            remove_model(run)
 
 
 def summarise(values: list[float | None], baseline: float | None) -> dict:
@@ -177,8 +246,19 @@ def markdown_table(rows: list[dict], keys: list[str], metric: str, baseline: flo
         cells = [*(str(r[k]) for k in keys), str(r["runs"]), f"{r['mean']:.4f} ± {r['std']:.4f}",
                  f"{r['min']:.4f}", f"{r['max']:.4f}", str(r["failed"]), f"{r['wall_seconds']:.1f}"]
         lines.append("| " + " | ".join(cells) + " |")
-    shown = "none (no class labels)" if baseline is None else f"{baseline:.4f}"
-    return "\n".join(lines) + f"\n\nFailed = at or below the majority-class baseline ({metric} {shown}) or diverged.\n"
+    return "\n".join(lines) + "\n\n" + failure_note(rows, metric, baseline) + "\n"
+
+
+def failure_note(rows: list[dict], metric: str, baseline: float | None) -> str:
+    """The rule behind the "failed" column, with the threshold used."""
+    if baseline is not None:
+        shown = f"{metric} {baseline:.4f}"
+    elif any(r["baseline"] is not None for r in rows):
+        shown = "per grid point: the baseline column of summary.csv"
+    else:
+        shown = "none: the task has no class labels or the metric is lower-is-better"
+    return (f"Failed = diverged, or dev {metric} at or below the chance level ({shown}): the best score of a "
+            "predictor that always answers the same class, so a run predicting a single class fails.")
 
 
 def plot(path: Path, rows: list[dict], runs: list[dict], keys: list[str], metric: str,
@@ -204,7 +284,7 @@ def plot(path: Path, rows: list[dict], runs: list[dict], keys: list[str], metric
             seeds = [u["value"] for u in runs if u["point"] == r["point"] and u["value"] is not None]
             ax.scatter([x] * len(seeds), seeds, s=10, color="grey", alpha=0.6, zorder=3)
     if baseline is not None:
-        ax.axhline(baseline, linestyle="--", color="red", linewidth=1, label="majority baseline")
+        ax.axhline(baseline, linestyle="--", color="red", linewidth=1, label="chance level")
     ax.set_xticks(range(len(x_labels)), x_labels)
     ax.set_xlabel(x_key or "")
     ax.set_ylabel(f"dev {metric}")
@@ -215,6 +295,12 @@ def plot(path: Path, rows: list[dict], runs: list[dict], keys: list[str], metric
     fig.savefig(path, dpi=120)
     plt.close(fig)
     return True
+
+
+def higher_is_better(cfg, metric: str | None) -> bool:
+    from seqtune.tasks import task_class
+
+    return metric not in task_class(cfg.task.type).lower_is_better
 
 
 def run(args) -> int:
@@ -228,14 +314,15 @@ def run(args) -> int:
     out = Path(args.output) if args.output else \
         Path(base.output_dir) / f"{base.name or base.task.type}-sweep-{time.strftime('%Y%m%d-%H%M%S')}"
     out.mkdir(parents=True, exist_ok=True)
-    # One failure threshold per distinct task/data/model (a grid over data.* or task.* changes it).
+    # One failure threshold per distinct task/data/model/metric (a grid over data.* or task.* changes it).
     thresholds: dict[str, float | None] = {}
     baselines = []
     for cfg in configs:
-        what = json.dumps([repr(cfg.task), repr(cfg.data), cfg.model.path])
+        what = json.dumps([repr(cfg.task), repr(cfg.data), cfg.model.path, cfg.train.metric])
         if what not in thresholds:
-            thresholds[what] = args.baseline if args.baseline is not None else majority_baseline(cfg)
+            thresholds[what] = args.baseline if args.baseline is not None else chance_level(cfg)
         baselines.append(thresholds[what])
+    keeper = ModelKeeper(args.keep_models)
     seeds = [base.train.seed + i for i in range(args.seeds)]
     print(f"sweep: {len(points)} grid points x {len(seeds)} seeds = {len(points) * len(seeds)} runs -> {out}",
           file=sys.stderr)
@@ -245,9 +332,17 @@ def run(args) -> int:
         for seed in seeds:
             name = "_".join(t.replace("=", "-").replace("/", "-") for t in point) or "run"
             overrides = fixed + point + [f"train.seed={seed}", f"output_dir={out}", f"name={name}_seed-{seed}"]
+            before = {d for d in out.iterdir() if d.is_dir()}
             result = run_one(args.config, overrides)
+            if not result["run_dir"]:  # diverged: the run directory it had made, and maybe a model/
+                made = sorted(d for d in out.iterdir() if d.is_dir() and d not in before)
+                result["run_dir"] = str(made[0]) if made else ""
             metric = metric or result["metric"]
-            runs.append({"point": p, **dict(zip(keys, point_values(point))), "seed": seed, **result})
+            model_dir = Path(result["run_dir"]) / "model" if result["run_dir"] else None
+            run_row = {"point": p, **dict(zip(keys, point_values(point))), "seed": seed, **result,
+                       "model": str(model_dir) if model_dir is not None and model_dir.is_dir() else ""}
+            runs.append(run_row)
+            keeper.add(run_row, higher_is_better(configs[p], result["metric"]))
             write_csv(out / "runs.csv", runs)  # after every run: a long sweep can be inspected while it runs
     metric = metric or base.train.metric or "metric"
 

@@ -1,8 +1,9 @@
 """Resolving a Hugging Face Hub model id to a local directory — a thin, optional path.
 
 seqtune works on local checkpoint directories. When `model.path` is not a local directory but looks
-like a hub id ("org/name" or "name") and `huggingface_hub` is installed, the files seqtune reads are
-downloaded once into the hub cache. This path is not exercised by the tests (no network there).
+like a hub id ("org/name" or "name"), the files seqtune reads are downloaded once into the hub cache
+through `huggingface_hub`, an optional dependency: `pip install "seqtune[hub]"`. The download itself
+is not exercised by the tests (no network there); the message without huggingface_hub is.
 """
 
 from __future__ import annotations
@@ -27,8 +28,9 @@ def resolve_model_path(path: str) -> str:
         from huggingface_hub import snapshot_download
     except ImportError:
         raise SeqtuneError(
-            f"model directory {path!r} does not exist. (To fetch {path!r} from the Hugging Face Hub, "
-            "install huggingface_hub; or download the checkpoint and give its directory.)"
+            f"model directory {path!r} does not exist. To fetch {path!r} from the Hugging Face Hub, "
+            "install seqtune's hub extra, which brings huggingface_hub: pip install \"seqtune[hub]\"; "
+            "or download the checkpoint and give its directory."
         ) from None
     try:
         return snapshot_download(repo_id=path, allow_patterns=FILES)
