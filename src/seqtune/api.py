@@ -11,10 +11,15 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from seqtune.config import RunConfig, load_config
-from seqtune.config import TrainConfig
-from seqtune.models.task_model import load_trained_model
-from seqtune.training.loop import Runtime, evaluate, resolve_runtime, run_outputs
+from seqtune.config import RunConfig, TrainConfig, load_config
+from seqtune.errors import SeqtuneError
+from seqtune.inference import (
+    Runtime,
+    evaluate,
+    load_trained_model,
+    resolve_runtime,
+    run_outputs,
+)
 
 
 class FineTunedModel:
@@ -28,6 +33,12 @@ class FineTunedModel:
 
     def predict(self, inputs: list) -> list[dict]:
         """Predictions for in-memory inputs (texts, text pairs, ... as the task takes them)."""
+        if isinstance(inputs, (str, bytes)) or type(inputs).__module__.startswith("pandas"):
+            raise SeqtuneError(
+                f"predict takes a list of inputs, not a {type(inputs).__name__}: e.g. predict([text, ...])"
+                + (", or predict(df['text'].tolist()) for a DataFrame column." if not isinstance(inputs, (str, bytes))
+                   else ".")
+            )
         examples = self.task.examples_from_inputs(list(inputs))
         return self._predict_examples(examples)
 
@@ -46,9 +57,10 @@ class FineTunedModel:
         return self.task.predictions(outputs, dataset)
 
 
-def load(model_dir: str | Path, device: str = "auto") -> FineTunedModel:
-    """Load a model directory written by seqtune (a run's `model/` folder)."""
-    task, model = load_trained_model(model_dir)
+def load(model_dir: str | Path, device: str = "auto", data_overrides: list[str] = ()) -> FineTunedModel:
+    """Load a model directory written by seqtune (a run's `model/` folder). `data_overrides`:
+    "data.key=value" settings for the files it will read (column names, format, header, ...)."""
+    task, model = load_trained_model(model_dir, list(data_overrides))
     return FineTunedModel(task, model, resolve_runtime(TrainConfig(device=device)))
 
 

@@ -1,13 +1,17 @@
 """One typed, validated run configuration, from YAML plus `--set section.key=value` overrides.
 
-Sections are dataclasses. Unknown keys are errors that list the valid keys; values are checked
-against the field types. The `task` section is validated against the chosen task's own `Options`
-dataclass (see `seqtune.tasks`), so each task declares the settings it understands.
+Sections are dataclasses, and every setting has one home here: what the model is under `model:`,
+what the files hold (paths, columns, lengths) under `data:`, how to train under `train:` and
+`strategy:`, and what only one task understands under `task:`, validated against that task type's
+own Options dataclass below. Unknown keys are errors that list the valid keys; values are checked
+against the field types; a setting that moved is an error naming its new home.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import os
+import re
 import types
 import typing
 from dataclasses import dataclass, field
@@ -17,12 +21,17 @@ from typing import Any, Literal, get_args, get_origin
 import yaml
 
 from seqtune.errors import SeqtuneError
-from seqtune.training.strategies import StrategyConfig  # the `strategy:` section (issue 6)
+from seqtune.models.heads import Pooling
+from seqtune.models.presets import ArchitectureSpec
+from seqtune.vocab_builder import VocabSpec
 
 
 @dataclass
 class ModelConfig:
     path: str | None = None  # a Hugging Face checkpoint directory (config.json + weights + tokenizer)
+    # Only for `seqtune pretrain` without model.path (a model trained from scratch):
+    vocab: VocabSpec | None = None  # how to build the tokenizer (default: characters of the corpus)
+    architecture: ArchitectureSpec | None = None  # encoder size (default: preset tiny)
 
 
 @dataclass
@@ -31,10 +40,17 @@ class DataConfig:
     dev: str | None = None  # evaluated each epoch; the best checkpoint is chosen on it
     test: str | None = None  # evaluated once at the end with the best checkpoint
     format: Literal["auto", "csv", "tsv", "jsonl", "conll", "fasta", "squad", "text"] = "auto"  # text: MLM corpora
-    text_column: str = "text"
-    text_pair_column: str | None = None  # second text of a pair task (premise/hypothesis, ...)
-    label_column: str = "label"
-    max_length: int = 128  # tokens per example, special tokens included
+    header: bool = True  # false: CSV/TSV without a header row; columns are then 0-based numbers
+    text_column: str | int = "text"
+    text_pair_column: str | int | None = None  # second text of a pair task (premise/hypothesis, ...)
+    label_column: str | int = "label"
+    token_column: int = 0  # tagging, CoNLL: column of the word (0 = first)
+    tag_column: int = -1  # tagging, CoNLL: column of the tag (-1 = last; CoNLL-2003: 1 POS, 2 chunk, 3 NER)
+    tokens_key: str = "tokens"  # tagging, JSONL: key of the word list
+    tags_key: str = "tags"  # tagging, JSONL: key of the tag list
+    mask_column: str | int | None = None  # residues: column of 0/1 per residue; 0 = leave out of loss and metrics
+    id_column: str | int | None = "id"  # residues: column copied into predictions when the file has it
+    max_length: int | None = None  # tokens per example, special tokens included; None: the task's default (128; QA 384), at most the model's positions
     max_rows: int | None = None  # read only the first N records of each file (quick experiments)
 
 
@@ -63,6 +79,115 @@ class TrainConfig:
     precision: Literal["auto", "fp32", "bf16", "fp16"] = "auto"  # auto: fp32 on CPU, bf16 on GPU
     num_threads: int | None = None  # torch CPU threads (default: torch's choice)
     progress: bool = True  # show a progress bar
+
+
+@dataclass
+class StrategyConfig:
+    """Which blocks train and how: the `strategy:` section (see training/strategies.py)."""
+
+    top_layers: int | None = None  # train only the top N layers (+ pooler + head); 0 = head only; None = all
+    freeze_layers: int | None = None  # or: freeze the embeddings + the bottom K layers (0 = embeddings only)
+    train_pooler: bool = True  # with frozen layers, the pooler still trains with the head unless false
+    reinit_layers: int = 0  # re-initialise the top L layers with BERT's initialiser before training
+    reinit_pooler: bool = False  # also re-initialise the pooler
+    layer_lr_decay: float = 1.0  # ξ in (0, 1]: top layer ξ*lr, each layer below ξ times the one above
+    head_lr: float | None = None  # learning rate of the task head (default: train.lr)
+    bias_correction: bool = True  # false: Adam without bias correction (the original BERT optimiser)
+    cache_frozen: bool | Literal["auto"] = "auto"  # cache frozen-layer outputs; auto: >= 1 frozen layer and > 1 epoch
+    cache_dtype: Literal["fp32", "fp16"] = "fp32"  # fp16 halves the cache's memory (results then differ slightly)
+    cache_memory_mb: int = 2048  # a larger cache goes to a memory-mapped file in the run directory
+
+
+# ---- task: one Options dataclass per task type (the `task:` section; task.type picks one) ------------
+
+Scheme = Literal["auto", "IOB1", "IOB2", "IOE1", "IOE2", "IOBES", "BILOU", "none"]
+
+
+@dataclass
+class TaskOptions:
+    """Settings every task accepts; tasks subclass this with their own fields."""
+
+    type: str = ""
+
+
+@dataclass
+class SequenceOptions(TaskOptions):
+    head: Pooling = "pooler"  # pooler | cls | mean | mlp (see models/heads.py)
+    head_dropout: float | None = None  # default: the encoder's hidden_dropout_prob
+    mlp_hidden: int | None = None  # width of the "mlp" head's hidden layer (default: hidden size)
+
+
+@dataclass
+class ClassificationOptions(SequenceOptions):
+    labels: list[str] | None = None  # label order; default: sorted labels of the training file
+    class_weights: list[float] | str | None = None  # "balanced", or one weight per label
+
+
+@dataclass
+class MultiLabelOptions(SequenceOptions):
+    labels: list[str] | None = None  # label order; default: sorted labels of the training file
+    label_delimiter: str = ","  # separates labels in a CSV/TSV cell ("sports,politics")
+    threshold: float = 0.5  # a label is predicted when its probability reaches this
+
+
+@dataclass
+class RegressionOptions(SequenceOptions):
+    pass
+
+
+@dataclass
+class TokenOptions(TaskOptions):
+    window_stride: int | None = None  # tokens between window starts for long inputs; default: half a window
+    head_dropout: float | None = None  # dropout before the classifier; default: the encoder's hidden_dropout_prob
+    # batch: mean cross-entropy over the batch's labelled tokens (as Trainer does). training_mean: the
+    # batch's summed cross-entropy / (batch size x mean labelled tokens per training input), so every
+    # labelled token weighs the same in every batch, as in random batches on average, also when
+    # length-bucketed batches hold only short or only long inputs.
+    loss_normalization: Literal["batch", "training_mean"] = "batch"
+
+
+@dataclass
+class TaggingOptions(TokenOptions):
+    label_all_subtokens: bool = False  # train on every sub-token, not only each word's first
+    scheme: Scheme = "auto"  # tag scheme for entity metrics; auto: detected from the training tags
+
+
+@dataclass
+class ResidueOptions(TokenOptions):
+    unknown_residues: Literal["unk", "error"] = "unk"  # characters outside the model's alphabet
+
+
+@dataclass
+class QuestionAnsweringOptions(TaskOptions):
+    type: str = "qa"
+    doc_stride: int = 128  # context tokens shared by consecutive windows of a long context
+    max_answer_length: int = 30  # longest answer predicted, in tokens
+    n_best: int = 20  # candidate answers kept per question (written by predict)
+    version_2_with_negative: bool | None = None  # unanswerable questions; None: detect from the training file
+    null_score_diff_threshold: float = 0.0  # v2.0: answer "" when null score - best span score > this
+    max_windows: int | None = 64  # a context needing more windows is an error (null: no cap)
+
+
+@dataclass
+class MaskedLMOptions(TaskOptions):
+    type: str = "mlm"
+    packing: Literal["lines", "concatenate"] = "lines"  # one record per example, or joined and cut
+    mask_probability: float = 0.15  # share of tokens chosen for prediction
+    mask_fraction: float = 0.8  # of the chosen: replaced by [MASK]
+    random_fraction: float = 0.1  # of the chosen: replaced by a random token (the rest unchanged)
+    whole_word_mask: bool = True  # WordPiece: mask every piece of a chosen word (no effect on "char")
+    mask_seed: int = 0  # seed of the masking generator
+
+
+TASK_OPTIONS: dict[str, type] = {
+    "classification": ClassificationOptions,
+    "multilabel": MultiLabelOptions,
+    "regression": RegressionOptions,
+    "tagging": TaggingOptions,
+    "residues": ResidueOptions,
+    "qa": QuestionAnsweringOptions,
+    "mlm": MaskedLMOptions,
+}
 
 
 @dataclass
@@ -189,51 +314,97 @@ def _fix_float_strings(node: Any) -> Any:
     return node
 
 
-def resolve_paths(cfg: RunConfig, base: Path) -> None:
-    """Make data and model paths relative to the config file absolute (when they exist there)."""
-    def fix(p: str | None) -> str | None:
-        if p is None or Path(p).is_absolute():
-            return p
-        file_part = p.split("#", 1)[0]  # "file.json#articles=0:32": a selector after the path
-        candidate = base / file_part
-        return str(base / p) if candidate.exists() or not Path(file_part).exists() else p
-    for name in ("train", "dev", "test"):
-        setattr(cfg.data, name, fix(getattr(cfg.data, name)))
-    cfg.model.path = fix(cfg.model.path)
+# ---- paths ----------------------------------------------------------------------------------------
+# One rule: a relative path written in a config file is relative to that file; one given with --set
+# (or in a dict without a file) is relative to the working directory. Both are stored absolute.
+PATH_KEYS = (("data", "train"), ("data", "dev"), ("data", "test"), ("model", "path"), ("model", "vocab", "path"),
+             ("output_dir",))
+_HUB_ID = re.compile(r"[A-Za-z0-9][\w.-]*(/[A-Za-z0-9][\w.-]*)?")  # "org/name" or "name"
+
+
+def absolute_path(value: str, base: Path, key: tuple[str, ...]) -> str:
+    """`value` made absolute against `base`. A selector after "#" (SQuAD's "#articles=0:32") is kept;
+    a model.path that names no file under `base` but looks like a hub id is left for the hub resolver."""
+    file_part, sep, selector = value.partition("#")
+    path = Path(file_part).expanduser()
+    if path.is_absolute():
+        return str(path) + sep + selector
+    candidate = base / path
+    if key == ("model", "path") and not candidate.exists() and _HUB_ID.fullmatch(file_part):
+        return value
+    return os.path.normpath(candidate) + sep + selector
+
+
+def resolve_raw_paths(raw: dict, base: Path) -> dict:
+    """Make every path setting present in `raw` absolute against `base` (in place; returns raw)."""
+    for key in PATH_KEYS:
+        node = raw
+        for k in key[:-1]:
+            node = node.get(k) if isinstance(node, dict) else None
+        if isinstance(node, dict) and isinstance(node.get(key[-1]), str) and node[key[-1]]:
+            node[key[-1]] = absolute_path(node[key[-1]], base, key)
+    return raw
+
+
+# ---- settings that moved ----------------------------------------------------------------------------
+# Each setting has one home; an old spelling is an error that names the new one.
+MOVED = {
+    "task.max_length": "data.max_length",
+    "task.vocab": "model.vocab",
+    "task.architecture": "model.architecture",
+    **{f"task.{key}": f"data.{key}" for key in ("token_column", "tag_column", "tokens_key", "tags_key",
+                                                "mask_column", "id_column")},
+}
+
+
+def check_moved(raw: dict) -> None:
+    for section, values in raw.items():
+        if not isinstance(values, dict):
+            continue
+        for key in values:
+            new = MOVED.get(f"{section}.{key}")
+            if new:
+                raise SeqtuneError(f"{section}.{key} has moved to {new}: set it there "
+                                   f"(e.g. --set {new}=...).")
 
 
 def config_from_dict(raw: dict, where: str = "") -> RunConfig:
-    from seqtune.tasks import task_class  # the registry; imported here to avoid a cycle
-
+    """Validate a raw config (sections as dicts). Paths are taken as they are."""
     raw = _fix_float_strings(dict(raw))
+    check_moved(raw)
     task_raw = dict(raw.pop("task", None) or {})
     task_type = task_raw.get("type")
     if task_type is None:
-        from seqtune.tasks import TASKS
-        raise SeqtuneError(f"{where}the config needs task.type, one of: {', '.join(TASKS)}.")
-    options_cls = task_class(task_type).Options
+        raise SeqtuneError(f"{where}the config needs task.type, one of: {', '.join(TASK_OPTIONS)}.")
+    if task_type not in TASK_OPTIONS:
+        raise SeqtuneError(f"unknown task.type {task_type!r}; valid task types are: {', '.join(TASK_OPTIONS)}.")
     cfg = build_dataclass(RunConfig, raw, "")
-    cfg.task = build_dataclass(options_cls, task_raw, "task")
+    cfg.task = build_dataclass(TASK_OPTIONS[task_type], task_raw, "task")
     return cfg
 
 
+def read_config_file(path: str | Path) -> dict:
+    """The raw sections of a YAML config, with its paths made absolute against its folder."""
+    path = Path(path)
+    if not path.is_file():
+        raise SeqtuneError(f"config file {str(path)!r} does not exist.")
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8-sig")) or {}
+    except yaml.YAMLError as e:
+        raise SeqtuneError(f"{path} is not valid YAML: {e}") from None
+    if not isinstance(raw, dict):
+        raise SeqtuneError(f"{path}: expected a mapping of sections (task, model, data, train).")
+    return resolve_raw_paths(raw, path.resolve().parent)
+
+
 def load_config(path: str | Path | None, overrides: list[str] = ()) -> RunConfig:
-    """Read a YAML config (or start empty), apply overrides, validate. Paths resolve from the file."""
-    raw: dict = {}
-    if path is not None:
-        path = Path(path)
-        if not path.is_file():
-            raise SeqtuneError(f"config file {str(path)!r} does not exist.")
-        try:
-            raw = yaml.safe_load(path.read_text()) or {}
-        except yaml.YAMLError as e:
-            raise SeqtuneError(f"{path} is not valid YAML: {e}") from None
-        if not isinstance(raw, dict):
-            raise SeqtuneError(f"{path}: expected a mapping of sections (task, model, data, train).")
-    raw = apply_overrides(raw, list(overrides))
+    """Read a YAML config (or start empty), apply overrides, validate.
+
+    Paths in the file are relative to the file; paths given as overrides to the working directory."""
+    raw = read_config_file(path) if path is not None else {}
+    raw = resolve_raw_paths(apply_overrides(raw, list(overrides)), Path.cwd())
     cfg = config_from_dict(raw, f"{path}: " if path else "")
     if path is not None:
-        resolve_paths(cfg, Path(path).resolve().parent)
         cfg.name = cfg.name or Path(path).stem
     return cfg
 

@@ -26,8 +26,9 @@ MAX_LENGTH = 162  # longest generated sequence (160) + [CLS] + [SEP]
 
 def pretrain_config(data: dict, workdir: Path, epochs: float, progress: bool):
     return config_from_dict({
-        "task": {"type": "mlm", "vocab": {"kind": "char", "alphabet": ALPHABET},
-                 "architecture": {"preset": "tiny", "max_positions": MAX_LENGTH}},
+        "task": {"type": "mlm"},
+        "model": {"vocab": {"kind": "char", "alphabet": ALPHABET},
+                  "architecture": {"preset": "tiny", "max_positions": MAX_LENGTH}},
         "data": {"train": str(data["unlabelled"]), "max_length": MAX_LENGTH},
         "train": {"epochs": epochs, "max_tokens": 4096, "lr": 2e-3, "warmup_ratio": 0.06,
                   "progress": progress},

@@ -67,9 +67,6 @@ class Tokenizer:
             self.backend.no_truncation()
         return [Encoded(e.ids, e.type_ids, bool(e.overflowing)) for e in encodings]
 
-    def count_tokens(self, texts: list[str]) -> list[int]:
-        return [len(e.ids) for e in self.backend.encode_batch(texts)]
-
     def save(self, directory: str | Path) -> None:
         directory = Path(directory)
         self.backend.save(str(directory / "tokenizer.json"))

@@ -38,7 +38,7 @@ MAX_KMER_VOCAB = 1_000_000
 
 @dataclass
 class VocabSpec:
-    """How `seqtune pretrain` builds the tokenizer of a model trained from scratch (`task.vocab`).
+    """How `seqtune pretrain` builds the tokenizer of a model trained from scratch (`model.vocab`).
 
     kind: "char" (one token per character or k-mer) or "wordpiece" (trained subwords, for text).
     alphabet: for "char": a named alphabet (dna, rna, protein) or the letters themselves ("ACGT");
@@ -233,9 +233,9 @@ def build_tokenizer(spec: VocabSpec, texts: Iterable, source: str, model_max_len
         return build_char_tokenizer(texts, spec.alphabet, spec.kmer, spec.vocab_size, spec.lowercase,
                                     source, model_max_length)
     if spec.vocab_size is None:
-        raise SeqtuneError("task.vocab.vocab_size is required for a wordpiece vocabulary (e.g. 30000).")
+        raise SeqtuneError("model.vocab.vocab_size is required for a wordpiece vocabulary (e.g. 30000).")
     if spec.alphabet is not None or spec.kmer != 1:
-        raise SeqtuneError("task.vocab.alphabet and kmer apply to kind 'char' only.")
+        raise SeqtuneError("model.vocab.alphabet and kmer apply to kind 'char' only.")
     return build_wordpiece_tokenizer(texts, spec.vocab_size, spec.lowercase, spec.min_frequency, source,
                                      model_max_length)
 

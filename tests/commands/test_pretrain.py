@@ -31,9 +31,9 @@ def pretrained(demo, tmp_path_factory):
     out = tmp_path_factory.mktemp("runs")
     code = main(["pretrain", *sets(f"data.train={demo['unlabelled']}", f"data.dev={demo['dev']}",
                                    "data.text_column=sequence", "data.max_length=48",
-                                   "task.vocab.alphabet=ACDEFGHIKLMNPQRSTVWY",
-                                   "task.architecture.layers=1", "task.architecture.hidden=32",
-                                   "task.architecture.heads=2", "task.architecture.max_positions=64",
+                                   "model.vocab.alphabet=ACDEFGHIKLMNPQRSTVWY",
+                                   "model.architecture.layers=1", "model.architecture.hidden=32",
+                                   "model.architecture.heads=2", "model.architecture.max_positions=64",
                                    "train.epochs=2", f"output_dir={out}", "name=mlm", *FAST)])
     assert code == 0
     runs = sorted(p for p in out.iterdir() if p.name.startswith("mlm-") and "init" not in p.name)
@@ -50,7 +50,7 @@ def test_pretrain_from_scratch_writes_a_bert_for_masked_lm(pretrained):
     hf = transformers.BertForMaskedLM.from_pretrained(model_dir).eval()
     tok = transformers.AutoTokenizer.from_pretrained(model_dir)
     ids = torch.tensor([tok("ACDEF[MASK]GHIK")["input_ids"]])
-    from seqtune.tasks.mlm import load_masked_lm
+    from seqtune.inference import load_masked_lm
 
     ours, _ = load_masked_lm(str(model_dir), "cpu")
     with torch.no_grad():
@@ -89,7 +89,7 @@ def test_fine_tuning_from_the_pretrained_model(pretrained, demo, tmp_path):
 
 def test_continuing_with_a_different_vocabulary_is_an_error(pretrained, demo, tmp_path, capsys):
     code = main(["pretrain", *sets(f"model.path={pretrained / 'model'}", f"data.train={demo['train']}",
-                                   "data.text_column=sequence", "task.vocab.alphabet=protein",
+                                   "data.text_column=sequence", "model.vocab.alphabet=protein",
                                    "data.max_length=48", f"output_dir={tmp_path}")])
     assert code == 2
     err = capsys.readouterr().err
@@ -100,19 +100,19 @@ def test_max_length_beyond_the_checkpoint_positions_is_an_error(pretrained, demo
     code = main(["pretrain", *sets(f"model.path={pretrained / 'model'}", f"data.train={demo['train']}",
                                    "data.text_column=sequence", "data.max_length=100", f"output_dir={tmp_path}")])
     assert code == 2
-    assert "max_length 100 is larger than the max_position_embeddings 64" in capsys.readouterr().err
+    assert "max_length 100 is larger than the model's max_position_embeddings 64" in capsys.readouterr().err
 
 
 def test_from_scratch_bad_inputs(tmp_path, capsys):
     corpus = tmp_path / "c.fasta"
     corpus.write_text(">a\nACGT\n>b\nACGUT\n")
     base = [f"data.train={corpus}", f"output_dir={tmp_path}"]
-    assert main(["pretrain", *sets(*base, "task.vocab.alphabet=dna")]) == 2
+    assert main(["pretrain", *sets(*base, "model.vocab.alphabet=dna")]) == 2
     assert "record 2 (>b, line 3): characters 'U' are not in the alphabet" in capsys.readouterr().err
-    assert main(["pretrain", *sets(*base, "task.vocab.vocab_size=6")]) == 2
+    assert main(["pretrain", *sets(*base, "model.vocab.vocab_size=6")]) == 2
     assert "vocab_size 6 is smaller than the 10 tokens needed" in capsys.readouterr().err
-    assert main(["pretrain", *sets(*base, "task.architecture.max_positions=64", "data.max_length=128")]) == 2
-    assert "max_length 128 is larger than task.architecture.max_positions 64" in capsys.readouterr().err
+    assert main(["pretrain", *sets(*base, "model.architecture.max_positions=64", "data.max_length=128")]) == 2
+    assert "max_length 128 is larger than model.architecture.max_positions 64" in capsys.readouterr().err
     (tmp_path / "empty.fasta").write_text("")
     assert main(["pretrain", *sets(f"data.train={tmp_path / 'empty.fasta'}", f"output_dir={tmp_path}")]) == 2
     assert "empty" in capsys.readouterr().err

@@ -31,7 +31,7 @@ def test_overrides_and_parameter_count():
     assert (cfg.hidden_dropout_prob, cfg.attention_probs_dropout_prob) == (0.0, 0.05)
     encoder = Encoder(cfg, add_pooler=False)
     head = cfg.hidden_size ** 2 + 3 * cfg.hidden_size + cfg.vocab_size
-    assert f"{(encoder.num_parameters() + head) / 1e6:.1f}M" in describe(cfg)
+    assert f"{(sum(p.numel() for p in encoder.parameters()) + head) / 1e6:.1f}M" in describe(cfg)
 
 
 def test_bad_architectures_are_errors():
@@ -39,7 +39,7 @@ def test_bad_architectures_are_errors():
         encoder_config(ArchitectureSpec(preset="huge"), 30)
     with pytest.raises(SeqtuneError, match="not divisible"):
         encoder_config(ArchitectureSpec(hidden=100, heads=3), 30)
-    with pytest.raises(SeqtuneError, match="max_length 600 is larger than task.architecture.max_positions 512"):
+    with pytest.raises(SeqtuneError, match="max_length 600 is larger than model.architecture.max_positions 512"):
         encoder_config(ArchitectureSpec(max_positions=512), 30, max_length=600)
     assert encoder_config(ArchitectureSpec(), 30, max_length=600).max_position_embeddings == 600
 

@@ -13,8 +13,10 @@ from seqtune.config import DataConfig
 from seqtune.data.corpus import Corpus, CorpusRecord
 from seqtune.errors import SeqtuneError
 from seqtune.models.presets import ArchitectureSpec, encoder_config, write_initial_model
-from seqtune.models.task_model import load_trained_model, model_for_finetuning, save_model
-from seqtune.tasks.mlm import MaskedLMOptions, MaskedLMTask, fill_mask, load_masked_lm
+from seqtune.models.encoder import check_positions
+from seqtune.inference import fill_mask, load_masked_lm, load_trained_model
+from seqtune.models.task_model import model_for_finetuning, save_model
+from seqtune.tasks.mlm import MaskedLMOptions, MaskedLMTask
 from seqtune.vocab_builder import build_char_tokenizer, build_wordpiece_tokenizer
 
 AMINO = "ACDEFGHIKLMNPQRSTVWY"
@@ -87,6 +89,7 @@ def test_metrics_from_split_outputs(char_task):
     outputs = char_task.split_outputs(logits, batch)
     assert [len(o) for o in outputs] == batch["mlm_positions"].sum(1).tolist()
     m = char_task.metrics(outputs, ds)
+    assert set(char_task.metric_names()) == {k for k, v in m.items() if isinstance(v, (int, float))}
     assert m["masked_tokens"] == len(labels)
     assert m["accuracy"] == pytest.approx((len(labels) - 1) / len(labels))
     expected = (math.log(V) + (len(labels) - 1) * torch.log_softmax(logits[1], -1).max().neg().item()) / len(labels)
@@ -99,7 +102,7 @@ def test_metrics_from_split_outputs(char_task):
 def test_max_length_beyond_positions_is_an_error(char_task):
     cfg = encoder_config(ArchitectureSpec(layers=1, hidden=32, heads=2, max_positions=16), 30)
     with pytest.raises(SeqtuneError, match="max_length 32 is larger than the model's max_position_embeddings 16"):
-        char_task.build_head(cfg)
+        check_positions(char_task.data.max_length, cfg.max_position_embeddings)
 
 
 def small_model_dir(tmp_path, tok):

@@ -37,9 +37,9 @@ def write_jsonl(path: Path, records: list[dict]) -> Path:
     return path
 
 
-def make_task(tokenizer, **options) -> QuestionAnsweringTask:
+def make_task(tokenizer, max_length=None, **options) -> QuestionAnsweringTask:
     cfg = config_from_dict({"task": {"type": "qa", **options}})
-    return QuestionAnsweringTask(cfg.task, DataConfig(), tokenizer)
+    return QuestionAnsweringTask(cfg.task, DataConfig(max_length=max_length), tokenizer)
 
 
 @pytest.fixture(scope="module")
@@ -49,9 +49,17 @@ def tokenizer(tiny_checkpoint):
 
 def test_options_are_validated_by_the_config():
     cfg = config_from_dict({"task": {"type": "qa", "doc_stride": 64, "max_windows": None}})
-    assert (cfg.task.max_length, cfg.task.doc_stride, cfg.task.n_best, cfg.task.max_windows) == (384, 64, 20, None)
-    with pytest.raises(SeqtuneError, match="valid keys in task are: type, max_length, doc_stride"):
+    task = QuestionAnsweringTask(cfg.task, cfg.data, None)
+    assert (task.data.max_length, cfg.task.doc_stride, cfg.task.n_best, cfg.task.max_windows) == (384, 64, 20, None)
+    with pytest.raises(SeqtuneError, match="valid keys in task are: type, doc_stride"):
         config_from_dict({"task": {"type": "qa", "stride": 64}})
+
+
+def test_windows_follow_data_max_length_and_the_old_key_names_its_new_home():
+    cfg = config_from_dict({"task": {"type": "qa"}, "data": {"max_length": 256}})
+    assert cfg.data.max_length == 256
+    with pytest.raises(SeqtuneError, match="task.max_length has moved to data.max_length"):
+        config_from_dict({"task": {"type": "qa", "max_length": 256}})
 
 
 def test_training_needs_answers_and_v1_refuses_unanswerable(tmp_path, tokenizer):
@@ -111,9 +119,12 @@ def test_v2_metrics_from_window_logits(tmp_path, tokenizer):
         logits[f["start_positions"], 0] = logits[f["end_positions"], 1] = 10.0
         outputs.append(logits)
     metrics = task.metrics(outputs, dataset)
-    assert metrics["exact_match"] == metrics["f1"] == 100.0
+    assert set(task.metric_names()) == {k for k, v in metrics.items() if isinstance(v, (int, float))}
+    assert metrics["exact_match"] == metrics["f1"] == 1.0  # 0-1 like every other metric
     assert metrics["has_ans_total"] == metrics["no_ans_total"] == 1
-    assert metrics["best_f1"] == 100.0 and "best_f1_thresh" in metrics
+    assert type(metrics["total"]) is type(metrics["has_ans_total"]) is int
+    assert metrics["best_f1"] == metrics["best_exact_match"] == 1.0 and "best_f1_thresh" in metrics
+    assert json.loads(json.dumps(metrics)) == metrics
     files = task.prediction_files(task.predictions(outputs, dataset))
     assert files[".answers.json"] == {"has": ANSWER, "none": ""}
     assert set(files[".null_odds.json"]) == {"has", "none"}
@@ -126,14 +137,14 @@ def test_train_evaluate_predict_end_to_end(tmp_path, tiny_checkpoint, capsys):
         generated_record(rng, f"t{i}", rng.randint(0, 30), rng.randint(0, 20)) for i in range(64)])
     dev = write_jsonl(tmp_path / "dev.jsonl", [
         generated_record(rng, f"d{i}", rng.randint(0, 30), rng.randint(0, 20)) for i in range(24)])
-    code = main(["train", "--set", "task.type=qa", "--set", "task.max_length=32", "--set", "task.doc_stride=8",
+    code = main(["train", "--set", "task.type=qa", "--set", "data.max_length=32", "--set", "task.doc_stride=8",
                  "--set", f"model.path={tiny_checkpoint}", "--set", f"data.train={train}",
                  "--set", f"data.dev={dev}", "--set", "train.epochs=3", "--set", "train.batch_size=16",
                  "--set", "train.lr=3e-3", "--set", "train.progress=false", "--set", f"output_dir={tmp_path}/runs"])
     assert code == 0
     run_dir = Path(capsys.readouterr().out.strip().splitlines()[-1])
     results = json.loads((run_dir / "results.json").read_text())
-    assert results["dev"]["f1"] > 90.0
+    assert results["dev"]["f1"] > 0.9
 
     model_dir = run_dir / "model"
     assert main(["evaluate", str(model_dir), str(dev)]) == 0

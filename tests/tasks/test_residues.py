@@ -24,7 +24,7 @@ from seqtune.models.task_model import model_for_finetuning
 from seqtune.tasks.residues import ResidueOptions, ResidueTask
 from seqtune.tasks.windows import IGNORE_INDEX, window_owners, window_spans
 from seqtune.tokenization import SPECIAL_TOKENS, Tokenizer, bert_post_processor, load_tokenizer
-from seqtune.training.loop import Runtime, run_outputs
+from seqtune.inference import Runtime, run_outputs
 
 PROTEIN = "ACDEFGHIKLMNPQRSTVWY"
 
@@ -240,10 +240,10 @@ def test_cli_train_evaluate_predict(char_checkpoint, tmp_path, capsys):
     test = write_csv(tmp_path / "test.csv", test_rows)
     config = tmp_path / "ss.yaml"
     config.write_text(
-        "task: {type: residues, mask_column: resolved_mask}\n"
+        "task: {type: residues}\n"
         f"model: {{path: {char_checkpoint}}}\n"
         f"data: {{train: {train}, dev: {dev}, test: {test}, text_column: input, label_column: dssp3, "
-        "max_length: 32}\n"
+        "mask_column: resolved_mask, max_length: 32}\n"
         "train: {epochs: 6, batch_size: 16, lr: 3.0e-3, progress: false, seed: 1, num_threads: 1}\n"
         f"output_dir: {tmp_path / 'runs'}\n"
     )

@@ -78,5 +78,6 @@ def test_classification_metrics_use_sklearn_definitions(tmp_path, tiny_checkpoin
     ds = task.encode(ex, "train")
     outputs = [np.array([1.0, 0]), np.array([1.0, 0]), np.array([1.0, 0]), np.array([0.0, 1])]
     m = task.metrics(outputs, ds)
-    assert m["accuracy"] == 0.75 and m["confusion_matrix"] == [[2, 0], [1, 1]]
+    assert m["accuracy"] == 0.75 and m["examples"] == 4
+    assert m["confusion_matrix"] == {"labels": ["x", "y"], "matrix": [[2, 0], [1, 1]]}  # rows: gold
     assert abs(m["mcc"] - 0.5773502691896258) < 1e-9

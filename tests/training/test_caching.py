@@ -7,13 +7,14 @@ import torch
 from conftest import write_sentiment_tsv, write_tiny_checkpoint
 
 from seqtune.cli import main
-from seqtune.config import DataConfig, TrainConfig
+from seqtune.config import DataConfig, StrategyConfig, TrainConfig
 from seqtune.models.task_model import model_for_finetuning
 from seqtune.tasks.classification import ClassificationOptions, ClassificationTask
 from seqtune.tokenization import load_tokenizer
 from seqtune.training.caching import FrozenBottomModel, build_cache, model_for_training, should_cache
-from seqtune.training.loop import Runtime, train
-from seqtune.training.strategies import StrategyConfig, apply_strategy
+from seqtune.inference import Runtime
+from seqtune.training.loop import train
+from seqtune.training.strategies import apply_strategy
 
 CPU = Runtime(torch.device("cpu"))
 
@@ -42,10 +43,12 @@ def prepare(files, strategy: StrategyConfig, head: str = "pooler"):
 def train_and_record(files, tmp_path, strategy: StrategyConfig, head: str = "pooler"):
     task, train_set, dev_set, model, frozen = prepare(files, strategy, head)
     cfg = TrainConfig(epochs=3, batch_size=8, lr=1e-3, eval_every_steps=1, progress=False, seed=3)
-    trained = model_for_training(model, frozen, strategy, task, [train_set, dev_set], CPU, cfg, tmp_path, print)
+    trained = model_for_training(model, frozen, strategy, task, [train_set, dev_set], CPU, cfg.epochs, tmp_path,
+                                 print)
     records = []
     start = [p.detach().clone() for p in trained.parameters() if p.requires_grad]
-    train(trained, task, train_set, dev_set, cfg, CPU, print, records.append, on_best=lambda: None)
+    train(trained, task, train_set, dev_set, cfg, CPU, print, records.append, on_best=lambda: None,
+          strategy=strategy)
     moved = all(not torch.equal(a, p) for a, p in zip(start, (p for p in trained.parameters() if p.requires_grad)))
     return records, moved, trained
 

@@ -10,14 +10,14 @@ import torch
 from conftest import write_sentiment_tsv, write_tiny_checkpoint
 
 from seqtune.cli import main
-from seqtune.config import DataConfig, TrainConfig
+from seqtune.config import DataConfig, StrategyConfig, TrainConfig
 from seqtune.errors import SeqtuneError
 from seqtune.models.task_model import model_for_finetuning
 from seqtune.tasks.classification import ClassificationOptions, ClassificationTask
 from seqtune.tokenization import load_tokenizer
 from seqtune.training.adam import AdamW
 from seqtune.training.optim import build_optimizer
-from seqtune.training.strategies import StrategyConfig, apply_strategy, block_of, parameter_counts
+from seqtune.training.strategies import apply_strategy, block_of, parameter_counts
 
 LAYERS = 3
 
@@ -112,8 +112,9 @@ def test_block_names():
 
 def test_layerwise_learning_rates_per_group(checkpoint):
     model = fresh_model(checkpoint)
-    apply_strategy(model, StrategyConfig(layer_lr_decay=0.5, head_lr=1e-2))
-    optimizer = build_optimizer(model, TrainConfig(lr=1e-3, weight_decay=0.1))
+    strategy = StrategyConfig(layer_lr_decay=0.5, head_lr=1e-2)
+    apply_strategy(model, strategy)
+    optimizer = build_optimizer(model, TrainConfig(lr=1e-3, weight_decay=0.1), strategy)
     expected = {"head": 1e-2, "pooler": 1e-3, "layer.2": 5e-4, "layer.1": 2.5e-4, "layer.0": 1.25e-4,
                 "embeddings": 6.25e-5}
     seen = set()
@@ -130,8 +131,9 @@ def test_layerwise_learning_rates_per_group(checkpoint):
 
 def test_frozen_parameters_are_not_optimised(checkpoint):
     model = fresh_model(checkpoint)
-    apply_strategy(model, StrategyConfig(top_layers=1, bias_correction=False))
-    optimizer = build_optimizer(model, TrainConfig(lr=1e-3))
+    strategy = StrategyConfig(top_layers=1, bias_correction=False)
+    apply_strategy(model, strategy)
+    optimizer = build_optimizer(model, TrainConfig(lr=1e-3), strategy)
     assert isinstance(optimizer, AdamW) and not isinstance(optimizer, torch.optim.AdamW)
     optimised = {id(p) for g in optimizer.param_groups for p in g["params"]}
     assert optimised == {id(p) for p in model.parameters() if p.requires_grad}
@@ -198,7 +200,7 @@ def test_train_records_parameter_counts_and_applies_the_strategy(tmp_path, check
     assert counts["embeddings"]["trainable"] == 0 and counts["head"]["trainable"] == 66
     assert "parameters: layer.2" in (run / "log.txt").read_text()
     # the frozen layers of the saved model are the checkpoint's, the trained/re-initialised one is not
-    from seqtune.models.task_model import load_trained_model
+    from seqtune.inference import load_trained_model
     _, saved = load_trained_model(run / "model")
     original = fresh_model(checkpoint).encoder.state_dict()
     state = saved.encoder.state_dict()

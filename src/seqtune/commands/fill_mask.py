@@ -18,7 +18,7 @@ def add_parser(subparsers):
 
 
 def run(args) -> int:
-    from seqtune.tasks.mlm import fill_mask, load_masked_lm
+    from seqtune.inference import fill_mask, load_masked_lm
 
     model, tokenizer = load_masked_lm(args.model, args.device)
     for text, slots in zip(args.texts, fill_mask(model, tokenizer, args.texts, args.top_k)):

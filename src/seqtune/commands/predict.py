@@ -17,13 +17,16 @@ def add_parser(subparsers):
     p.add_argument("input", help="file to predict (same columns/format as the training data)")
     p.add_argument("--output", "-o", help="output JSONL file (default: stdout)")
     p.add_argument("--device", default="auto", help="cpu, cuda or auto (default: auto)")
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="data.KEY=VALUE",
+                   help="read INPUT with other data settings than the training files, e.g. "
+                        "--set data.text_column=sentence --set data.header=false (repeatable)")
     return p
 
 
 def run(args) -> int:
     from seqtune.api import load
 
-    model = load(args.model_dir, device=args.device)
+    model = load(args.model_dir, device=args.device, data_overrides=args.overrides)
     records = model.predict_file(args.input)
     out = open(args.output, "w", encoding="utf-8") if args.output else sys.stdout
     try:
@@ -42,8 +45,7 @@ def write_task_files(task, records: list[dict], output: str) -> None:
     """Files a task adds beside the JSONL (e.g. QA's SQuAD-style {id: answer}): OUT.<suffix>."""
     from pathlib import Path
 
-    extra = getattr(task, "prediction_files", None)
-    for suffix, content in (extra(records) if extra else {}).items():
+    for suffix, content in task.prediction_files(records).items():
         path = Path(output).with_suffix(suffix)
         path.write_text(json.dumps(content, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
         print(f"wrote {path}", file=sys.stderr)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-SET_HELP = ("override a config key, e.g. --set task.architecture.preset=mini --set train.epochs=2 "
+SET_HELP = ("override a config key, e.g. --set model.architecture.preset=mini --set train.epochs=2 "
             "(repeatable)")
 
 
@@ -10,8 +10,8 @@ def add_parser(subparsers):
     p = subparsers.add_parser(
         "pretrain", help="pretrain a masked language model (from scratch or continued)",
         description="Masked-language-model pretraining as CONFIG says (task.type mlm). Without "
-                    "model.path: builds a vocabulary from the corpus (task.vocab) and a fresh encoder "
-                    "(task.architecture) and trains it from scratch. With model.path: continues "
+                    "model.path: builds a vocabulary from the corpus (model.vocab) and a fresh encoder "
+                    "(model.architecture) and trains it from scratch. With model.path: continues "
                     "pretraining that checkpoint on the corpus, keeping its vocabulary. The run "
                     "directory's model/ is a Hugging Face BertForMaskedLM directory, usable as "
                     "model.path of any fine-tuning config. See configs/protein_mlm.yaml.",

@@ -98,11 +98,7 @@ class Embeddings(nn.Module):
 
     def forward(self, input_ids: torch.Tensor, token_type_ids: torch.Tensor | None) -> torch.Tensor:
         # input_ids, token_type_ids: (B, T) -> (B, T, H)
-        if input_ids.shape[1] > self.position.num_embeddings:
-            raise SeqtuneError(
-                f"a batch has sequences of {input_ids.shape[1]} tokens but the model has only "
-                f"{self.position.num_embeddings} positions (max_position_embeddings); lower max_length."
-            )
+        check_positions(input_ids.shape[1], self.position.num_embeddings, "a batch of inputs of")
         positions = torch.arange(input_ids.shape[1], device=input_ids.device)
         x = self.word(input_ids) + self.position(positions)
         if token_type_ids is None:
@@ -191,6 +187,13 @@ class Layer(nn.Module):
         residual = x[:, :1] if first_only else x
         x = self.attention_norm(residual + self.dropout(self.attention(x, mask, first_only, packing)))
         return self.ffn_norm(x + self.dropout(self.ffn_out(self.act(self.ffn_in(x)))))
+
+
+def check_positions(length: int, max_positions: int, what: str = "data.max_length") -> None:
+    """The one check that inputs of `length` tokens fit the model's position embeddings."""
+    if length > max_positions:
+        raise SeqtuneError(f"{what} {length} is larger than the model's max_position_embeddings "
+                           f"{max_positions}; lower data.max_length.")
 
 
 class Pooler(nn.Module):
@@ -284,6 +287,4 @@ class Encoder(nn.Module):
             hidden = layer(hidden, mask, first_only=first_only, packing=packing)
         return packing.unpack(hidden) if packing is not None else hidden
 
-    def num_parameters(self) -> int:
-        return sum(p.numel() for p in self.parameters())
 

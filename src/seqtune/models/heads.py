@@ -1,20 +1,48 @@
 """Task heads: the "minimal architecture change" of the BERT paper. Each returns logits only.
 
-Every head has `forward(hidden (B, T, H), attention_mask (B, T), pooler) -> logits`, and its
+Every head is a `Head`: the one contract between the encoder and whatever sits on top of it. Its
 sub-modules are named so that its state-dict keys are the Hugging Face keys of that head
 (`classifier.weight`, `qa_outputs.weight`, ...).
 """
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import ClassVar, Literal
 
 import torch
 from torch import nn
 
-from seqtune.models.encoder import EncoderConfig, Pooler
+from seqtune.models.encoder import Encoder, EncoderConfig, Pooler
 
 Pooling = Literal["pooler", "cls", "mean", "mlp"]
+
+
+class Head(nn.Module):
+    """The head contract. A new head subclasses this, implements `forward`, and overrides a hook
+    only where its default does not fit.
+
+        forward(hidden (B, T, H), attention_mask (B, T), pooler | None, **inputs) -> logits
+
+    `inputs` are the batch entries named in `batch_inputs`, passed by keyword when the batch has them.
+    """
+
+    # True when the head reads only position 0 ([CLS]): the encoder's last block then computes that
+    # position alone (same numbers, less work). May be set per instance.
+    first_token_only: bool = False
+    # Batch entries besides input_ids/attention_mask that forward takes (e.g. the MLM head's positions).
+    batch_inputs: ClassVar[tuple[str, ...]] = ()
+
+    def forward(self, hidden: torch.Tensor, attention_mask: torch.Tensor, pooler: Pooler | None,
+                **inputs: torch.Tensor):
+        raise NotImplementedError
+
+    def tie_weights(self, encoder: Encoder) -> None:
+        """Share weights with the encoder (the MLM decoder is the word-embedding matrix). Default: none."""
+
+    def load_pretrained(self, tensors: dict[str, torch.Tensor]) -> list[str]:
+        """Load what this head recognises among a checkpoint's non-encoder tensors; return the keys
+        used. Default: nothing (a fresh head)."""
+        return []
 
 
 def masked_mean(hidden: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
@@ -23,7 +51,7 @@ def masked_mean(hidden: torch.Tensor, attention_mask: torch.Tensor) -> torch.Ten
     return (hidden * weights).sum(1) / weights.sum(1).clamp(min=1.0)
 
 
-class SequenceHead(nn.Module):
+class SequenceHead(Head):
     """One vector per sequence -> dropout -> linear, giving (B, num_outputs).
 
     pooling:
@@ -60,7 +88,7 @@ class SequenceHead(nn.Module):
         return self.classifier(self.dropout(vector))
 
 
-class TokenHead(nn.Module):
+class TokenHead(Head):
     """dropout -> linear on every position: (B, T, H) -> (B, T, num_labels). `BertForTokenClassification`."""
 
     def __init__(self, cfg: EncoderConfig, num_labels: int, dropout: float | None = None):
@@ -73,7 +101,7 @@ class TokenHead(nn.Module):
         return self.classifier(self.dropout(hidden))
 
 
-class SpanHead(nn.Module):
+class SpanHead(Head):
     """linear(H, 2) per token: start and end logits, each (B, T). `BertForQuestionAnswering`."""
 
     def __init__(self, cfg: EncoderConfig):

@@ -19,6 +19,7 @@ from torch import nn
 
 from seqtune.errors import SeqtuneError
 from seqtune.models.encoder import ACTIVATIONS, EncoderConfig
+from seqtune.models.heads import Head
 
 HEAD_KEYS = (
     "cls.predictions.transform.dense.weight",
@@ -48,7 +49,7 @@ class Predictions(nn.Module):
         self.bias = nn.Parameter(torch.zeros(cfg.vocab_size))
 
 
-class MaskedLMHead(nn.Module):
+class MaskedLMHead(Head):
     """forward(hidden (B, T, H), attention_mask, pooler, mlm_positions (B, T) bool | None) -> logits.
 
     With `mlm_positions`: logits (M, V) for the M chosen positions, in row-major order (the order of
@@ -56,7 +57,7 @@ class MaskedLMHead(nn.Module):
     Call `tie_weights(encoder)` before use (TaskModel does).
     """
 
-    batch_inputs = ("mlm_positions",)  # batch entries TaskModel passes to forward
+    batch_inputs = ("mlm_positions",)
 
     def __init__(self, cfg: EncoderConfig):
         super().__init__()

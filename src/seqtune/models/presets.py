@@ -32,7 +32,7 @@ PRESETS = {
 
 @dataclass
 class ArchitectureSpec:
-    """The encoder of a model trained from scratch (`task.architecture` of `seqtune pretrain`).
+    """The encoder of a model trained from scratch (`model.architecture` of `seqtune pretrain`).
 
     preset: tiny (2 x 128), mini (4 x 256), small (4 x 512), medium (8 x 512), base (12 x 768).
     The other fields override the preset; unset ones follow it (heads = hidden / 64,
@@ -68,15 +68,15 @@ def encoder_config(spec: ArchitectureSpec, vocab_size: int, pad_token_id: int = 
     for name, value in (("layers", layers), ("hidden", hidden), ("heads", heads),
                         ("intermediate", intermediate), ("max_positions", max_positions)):
         if value < 1:
-            raise SeqtuneError(f"task.architecture.{name} must be positive, got {value}.")
+            raise SeqtuneError(f"model.architecture.{name} must be positive, got {value}.")
     if hidden % heads:
-        raise SeqtuneError(f"task.architecture: hidden size {hidden} is not divisible by {heads} heads.")
+        raise SeqtuneError(f"model.architecture: hidden size {hidden} is not divisible by {heads} heads.")
     for name, p in (("dropout", spec.dropout), ("attention_dropout", spec.attention_dropout)):
         if not 0.0 <= p < 1.0:
-            raise SeqtuneError(f"task.architecture.{name} must be in [0, 1), got {p}.")
+            raise SeqtuneError(f"model.architecture.{name} must be in [0, 1), got {p}.")
     if max_length is not None and max_length > max_positions:
         raise SeqtuneError(
-            f"data.max_length {max_length} is larger than task.architecture.max_positions "
+            f"data.max_length {max_length} is larger than model.architecture.max_positions "
             f"{max_positions}: the model could not read inputs that long. Raise max_positions or lower "
             "max_length."
         )

@@ -20,22 +20,16 @@ Flow (see `training/setup.py`):
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, ClassVar
 
 import numpy as np
 import torch
 from torch import nn
 
-from seqtune.config import DataConfig
+from seqtune.config import DataConfig, TaskOptions
+from seqtune.errors import SeqtuneError
 from seqtune.tokenization import Tokenizer
-
-
-@dataclass
-class TaskOptions:
-    """Settings every task accepts; tasks subclass this with their own fields."""
-
-    type: str = ""
 
 
 @dataclass
@@ -86,18 +80,33 @@ class Task(ABC):
     Options: ClassVar[type] = TaskOptions
     hf_architecture: ClassVar[str]  # e.g. "BertForSequenceClassification"
     primary_metric: ClassVar[str]  # picks the best checkpoint unless train.metric says otherwise
-    greater_is_better: ClassVar[bool] = True
+    # Metrics of this task that are better lower (losses, errors); every other one is better higher.
+    lower_is_better: ClassVar[frozenset[str]] = frozenset({"loss"})
     needs_pooler: ClassVar[bool] = False  # build the encoder with BERT's pooler
+    default_max_length: ClassVar[int] = 128  # data.max_length when the config leaves it unset
 
     def __init__(self, options: TaskOptions, data: DataConfig, tokenizer: Tokenizer):
         self.options = options
-        self.data = data
+        self.data = data if data.max_length is not None else replace(data, max_length=self.default_max_length)
         self.tokenizer = tokenizer
+
+    def higher_is_better(self, metric: str) -> bool:
+        return metric not in self.lower_is_better
+
+    @property
+    def greater_is_better(self) -> bool:
+        """Direction of the primary metric."""
+        return self.higher_is_better(self.primary_metric)
 
     # ---- data -------------------------------------------------------------------------------
     @abstractmethod
     def read(self, path: str, split: str) -> list:
         """Read and validate a file; errors name the file, line/record and the problem."""
+
+    def examples_from_inputs(self, inputs: list) -> list:
+        """Examples from in-memory inputs in the task's natural shape (texts, pairs, sequences, ...),
+        for `seqtune.load(...).predict(inputs)`. Tasks that take in-memory inputs override this."""
+        raise SeqtuneError(f"the {self.name} task does not predict from in-memory inputs; give a file.")
 
     def fit(self, train_examples: list) -> None:
         """Learn what the task needs from the training examples (e.g. the label map)."""
@@ -130,6 +139,11 @@ class Task(ABC):
     def metrics(self, outputs: list[np.ndarray], dataset: EncodedDataset) -> dict:
         """Metrics from per-feature outputs (in feature order). Scalars, plus optional details."""
 
+    def metric_names(self) -> list[str] | None:
+        """The scalar metrics `metrics` returns, known once the task is fitted: `train.metric` is checked
+        against them before training. None: not declared (checked at the first evaluation)."""
+        return None
+
     @abstractmethod
     def predictions(self, outputs: list[np.ndarray], dataset: EncodedDataset) -> list[dict]:
         """One JSON-serialisable record per example, in input order."""
@@ -145,6 +159,11 @@ class Task(ABC):
     def hf_config(self) -> dict:
         """Fields added to the saved config.json (architectures, id2label, problem_type, ...)."""
         return {"architectures": [self.hf_architecture]}
+
+    def prediction_files(self, records: list[dict]) -> dict[str, Any]:
+        """Extra files `seqtune predict --output OUT.jsonl` writes beside it: {suffix: JSON content}
+        (QA: the SQuAD-style {id: answer} file). Default: none."""
+        return {}
 
     def describe(self) -> str:
         """One line for the run log, e.g. "classification, 2 labels: negative, positive"."""

@@ -7,23 +7,29 @@ the model as `id2label`/`label2id` in config.json.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import numpy as np
 import torch
 import torch.nn.functional as F
-from sklearn.metrics import accuracy_score, confusion_matrix, f1_score, matthews_corrcoef
+from sklearn.metrics import (
+    accuracy_score,
+    f1_score,
+    matthews_corrcoef,
+    multilabel_confusion_matrix,
+    precision_recall_fscore_support,
+)
 from sklearn.utils.class_weight import compute_class_weight
 
+from seqtune.config import ClassificationOptions, MultiLabelOptions
 from seqtune.errors import SeqtuneError
 from seqtune.tasks.base import EncodedDataset
-from seqtune.tasks.sequence import SequenceOptions, SequenceTask, TextExample, natural_sort, sigmoid, softmax
-
-
-@dataclass
-class ClassificationOptions(SequenceOptions):
-    labels: list[str] | None = None  # label order; default: sorted labels of the training file
-    class_weights: list[float] | str | None = None  # "balanced", or one weight per label
+from seqtune.tasks.sequence import (
+    SequenceTask,
+    TextExample,
+    natural_sort,
+    sigmoid,
+    softmax,
+)
+from seqtune.tasks.token_metrics import labelled_confusion_matrix
 
 
 class LabelMapMixin:
@@ -101,7 +107,12 @@ class ClassificationTask(LabelMapMixin, SequenceTask):
         weight = torch.tensor(self.weights, dtype=logits.dtype, device=logits.device) if self.weights else None
         return F.cross_entropy(logits.float(), batch["labels"], weight=weight)
 
+    def metric_names(self) -> list[str]:
+        return ["accuracy", "f1_macro", "f1_micro", "mcc", "examples"]
+
     def metrics(self, outputs, dataset: EncodedDataset) -> dict:
+        """Scores in [0, 1]; `examples` (int); the confusion matrix as {"labels", "matrix"}, rows =
+        gold, columns = predicted (`token_metrics.labelled_confusion_matrix`)."""
         gold = np.array([f["labels"] for f in dataset.features])
         pred = np.stack(outputs).argmax(-1)
         return {
@@ -109,7 +120,8 @@ class ClassificationTask(LabelMapMixin, SequenceTask):
             "f1_macro": float(f1_score(gold, pred, average="macro", labels=range(len(self.labels)), zero_division=0)),
             "f1_micro": float(f1_score(gold, pred, average="micro", zero_division=0)),
             "mcc": float(matthews_corrcoef(gold, pred)),
-            "confusion_matrix": confusion_matrix(gold, pred, labels=range(len(self.labels))).tolist(),
+            "examples": int(len(gold)),
+            "confusion_matrix": labelled_confusion_matrix(gold, pred, self.labels),
         }
 
     def predictions(self, outputs, dataset: EncodedDataset) -> list[dict]:
@@ -131,15 +143,8 @@ class ClassificationTask(LabelMapMixin, SequenceTask):
         return {**super().hf_config(), **self.hf_label_config(), "problem_type": "single_label_classification"}
 
     def describe(self) -> str:
-        kind = "pair classification" if self.data.text_pair_column else "classification"
+        kind = "pair classification" if self.data.text_pair_column is not None else "classification"
         return f"{kind}, {len(self.labels)} labels: {', '.join(self.labels)}"
-
-
-@dataclass
-class MultiLabelOptions(SequenceOptions):
-    labels: list[str] | None = None  # label order; default: sorted labels of the training file
-    label_delimiter: str = ","  # separates labels in a CSV/TSV cell ("sports,politics")
-    threshold: float = 0.5  # a label is predicted when its probability reaches this
 
 
 class MultiLabelTask(LabelMapMixin, SequenceTask):
@@ -182,13 +187,33 @@ class MultiLabelTask(LabelMapMixin, SequenceTask):
     def loss(self, logits, batch):
         return F.binary_cross_entropy_with_logits(logits.float(), batch["labels"])
 
+    def metric_names(self) -> list[str]:
+        return ["f1_micro", "f1_macro", "subset_accuracy", "examples"]
+
     def metrics(self, outputs, dataset: EncodedDataset) -> dict:
-        gold = np.array([f["labels"] for f in dataset.features], dtype=int)
-        pred = (sigmoid(np.stack(outputs)) >= self.options.threshold).astype(int)
+        """Scores in [0, 1]; `examples` (int); per label precision/recall/F1/support and a 2x2
+        confusion matrix in the shape of the other tasks' ({"labels": ["absent", "present"],
+        "matrix": [[tn, fp], [fn, tp]]}, rows = gold). One labels x labels matrix does not exist
+        here, since an example has any number of gold and predicted labels."""
+        gold = np.array([f["labels"] for f in dataset.features], dtype=int).reshape(-1, len(self.labels))
+        pred = (sigmoid(np.stack(outputs)) >= self.options.threshold).astype(int).reshape(-1, len(self.labels))
+        ids = list(range(len(self.labels)))
+        precision, recall, f1, support = precision_recall_fscore_support(
+            gold, pred, labels=ids, average=None, zero_division=0)
+        matrices = multilabel_confusion_matrix(gold, pred, labels=ids)
         return {
             "f1_micro": float(f1_score(gold, pred, average="micro", zero_division=0)),
             "f1_macro": float(f1_score(gold, pred, average="macro", zero_division=0)),
             "subset_accuracy": float(accuracy_score(gold, pred)),
+            "examples": int(len(gold)),
+            "per_label": {
+                label: {"precision": float(p), "recall": float(r), "f1": float(f), "support": int(n)}
+                for label, p, r, f, n in zip(self.labels, precision, recall, f1, support)
+            },
+            "confusion_matrices": {
+                label: {"labels": ["absent", "present"], "matrix": [[int(c) for c in row] for row in m]}
+                for label, m in zip(self.labels, matrices)
+            },
         }
 
     def predictions(self, outputs, dataset: EncodedDataset) -> list[dict]:

@@ -18,37 +18,20 @@ the loss is their mean cross-entropy. Metrics: loss, perplexity = exp(loss), mas
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
-from typing import Literal
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
+from seqtune.config import MaskedLMOptions
 from seqtune.data.corpus import Corpus, CorpusRecord, encode_corpus, read_corpus
-from seqtune.data.masking import MaskingConfig, maskable_positions, mask_tokens
+from seqtune.data.masking import MaskingConfig, mask_tokens, maskable_positions
 from seqtune.errors import SeqtuneError
 from seqtune.models.mlm_head import MaskedLMHead
-from seqtune.models.presets import ArchitectureSpec
-from seqtune.tasks.base import EncodedDataset, Task, TaskOptions, collate_inputs, pad
-from seqtune.vocab_builder import VocabSpec
+from seqtune.tasks.base import EncodedDataset, Task, collate_inputs, pad
 
 EVAL_SEED_OFFSET = {"dev": 1_000_003, "test": 2_000_003}
 EVAL_MASK_GROUP = 256  # features masked together when fixing the held-out masks
-
-
-@dataclass
-class MaskedLMOptions(TaskOptions):
-    type: str = "mlm"
-    packing: Literal["lines", "concatenate"] = "lines"  # one record per example, or joined and cut
-    mask_probability: float = 0.15  # share of tokens chosen for prediction
-    mask_fraction: float = 0.8  # of the chosen: replaced by [MASK]
-    random_fraction: float = 0.1  # of the chosen: replaced by a random token (the rest unchanged)
-    whole_word_mask: bool = True  # WordPiece: mask every piece of a chosen word (no effect on "char")
-    mask_seed: int = 0  # seed of the masking generator
-    # Only for `seqtune pretrain` without model.path (training from scratch):
-    vocab: VocabSpec | None = None  # how to build the tokenizer (default: characters of the corpus)
-    architecture: ArchitectureSpec | None = None  # encoder size (default: preset tiny)
 
 
 class MaskedLMTask(Task):
@@ -58,7 +41,7 @@ class MaskedLMTask(Task):
     Options = MaskedLMOptions
     hf_architecture = "BertForMaskedLM"
     primary_metric = "loss"
-    greater_is_better = False
+    lower_is_better = frozenset({"loss", "perplexity"})
     needs_pooler = False
 
     def __init__(self, options: MaskedLMOptions, data, tokenizer):
@@ -82,7 +65,7 @@ class MaskedLMTask(Task):
 
     # ---- data -----------------------------------------------------------------------------
     def read(self, path: str, split: str) -> Corpus:
-        return read_corpus(path, self.data.format, self.data.text_column, self.data.max_rows)
+        return read_corpus(path, self.data.format, self.data.text_column, self.data.max_rows, self.data.header)
 
     def examples_from_inputs(self, inputs: list[str]) -> Corpus:
         """In-memory texts (the Python API's `predict`) as a corpus."""
@@ -136,11 +119,6 @@ class MaskedLMTask(Task):
 
     # ---- model ------------------------------------------------------------------------------
     def build_head(self, encoder_config) -> MaskedLMHead:
-        if self.data.max_length > encoder_config.max_position_embeddings:
-            raise SeqtuneError(
-                f"data.max_length {self.data.max_length} is larger than the model's "
-                f"max_position_embeddings {encoder_config.max_position_embeddings}; lower data.max_length."
-            )
         return MaskedLMHead(encoder_config)
 
     def loss(self, logits: torch.Tensor, batch: dict[str, torch.Tensor]) -> torch.Tensor:
@@ -156,6 +134,9 @@ class MaskedLMTask(Task):
         per_token = torch.stack([nll, correct], dim=1).cpu().numpy()  # (M, 2)
         counts = batch["mlm_positions"].sum(1).cpu().tolist()
         return np.split(per_token, np.cumsum(counts)[:-1])
+
+    def metric_names(self) -> list[str]:
+        return ["loss", "perplexity", "accuracy", "masked_tokens"]
 
     def metrics(self, outputs: list[np.ndarray], dataset: EncodedDataset) -> dict:
         scored = np.concatenate(outputs) if outputs else np.zeros((0, 2))
@@ -195,69 +176,3 @@ class MaskedLMTask(Task):
                 f"masking {m.probability:.0%} ({m.mask_fraction:.0%} [MASK], {m.random_fraction:.0%} "
                 f"random){', whole words' if self.uses_word_ids else ''}")
 
-
-# ---- probing a trained model: `seqtune fill-mask` ----------------------------------------------
-
-def load_masked_lm(path: str, device: str = "auto"):
-    """(model, tokenizer) from a seqtune MLM directory or any Hugging Face BERT checkpoint with an
-    MLM head (`cls.predictions.*`). The model is in eval mode on the chosen device."""
-    from pathlib import Path
-
-    from seqtune.config import DataConfig, TrainConfig
-    from seqtune.models.checkpoint import encoder_config_from_dir, read_weights
-    from seqtune.models.mlm_head import HEAD_KEYS
-    from seqtune.models.task_model import SEQTUNE_FILE, load_trained_model, model_for_finetuning
-    from seqtune.tokenization import load_tokenizer
-    from seqtune.training.loop import resolve_runtime
-
-    if (Path(path) / SEQTUNE_FILE).is_file():
-        task, model = load_trained_model(path)
-        if task.name != "mlm":
-            raise SeqtuneError(f"{path} was trained for the {task.name!r} task; fill-mask needs a masked "
-                               "language model (seqtune pretrain, or a checkpoint with an MLM head).")
-        tokenizer = task.tokenizer
-    else:
-        weights = read_weights(path)
-        if not all(k in weights for k in HEAD_KEYS):
-            raise SeqtuneError(f"{path} has no MLM head (cls.predictions.* weights), so it cannot "
-                               "predict masked tokens.")
-        tokenizer = load_tokenizer(path)
-        positions = encoder_config_from_dir(path).max_position_embeddings
-        task = MaskedLMTask(MaskedLMOptions(), DataConfig(max_length=positions), tokenizer)
-        model, _ = model_for_finetuning(path, task, weights)
-    model.to(resolve_runtime(TrainConfig(device=device)).device).eval()
-    return model, tokenizer
-
-
-def fill_mask(model, tokenizer, texts: list[str], top_k: int = 5) -> list[list[dict]]:
-    """Top-k predictions at every [MASK] of each text.
-
-    Returns, per text, one entry per [MASK]: {"position": token index, "predictions":
-    [{"token", "id", "probability"}, ...]} (probabilities over the whole vocabulary).
-    """
-    if tokenizer.mask_id is None:
-        raise SeqtuneError("the tokenizer has no [MASK] token.")
-    tokenizer.backend.add_special_tokens(["[MASK]"])  # so "[MASK]" in text is one token, not "[", "mask", "]"
-    encodings = tokenizer.backend.encode_batch(texts)
-    for text, enc in zip(texts, encodings):
-        if tokenizer.mask_id not in enc.ids:
-            raise SeqtuneError(f"{text!r} has no [MASK] token to fill.")
-    features = [{"input_ids": enc.ids} for enc in encodings]
-    batch = collate_inputs(features, tokenizer.pad_id)
-    batch["mlm_positions"] = batch["input_ids"] == tokenizer.mask_id
-    device = next(model.parameters()).device
-    batch = {k: v.to(device) for k, v in batch.items()}
-    with torch.inference_mode():
-        probs = model(batch).float().softmax(-1)  # (M, V)
-    top = probs.topk(min(top_k, probs.shape[-1]), dim=-1)
-    rows, cols = batch["mlm_positions"].nonzero(as_tuple=True)
-    out: list[list[dict]] = [[] for _ in texts]
-    for m, (row, col) in enumerate(zip(rows.tolist(), cols.tolist())):
-        out[row].append({
-            "position": col,
-            "predictions": [
-                {"token": tokenizer.backend.id_to_token(i), "id": i, "probability": round(p, 6)}
-                for p, i in zip(top.values[m].tolist(), top.indices[m].tolist())
-            ],
-        })
-    return out

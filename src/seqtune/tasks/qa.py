@@ -11,47 +11,38 @@ answer, or when `task.version_2_with_negative: true`. Then "" is predicted when 
 beats the best span by more than `task.null_score_diff_threshold`, and evaluation also reports the
 threshold that would have been best on that set (`best_f1_thresh`), to set for the next run.
 
-    task: {type: qa, max_length: 384, doc_stride: 128}
-    data: {train: train-v1.1.json, dev: "dev-v1.1.json#articles=32:"}
+    task: {type: qa, doc_stride: 128}
+    data: {train: train-v1.1.json, dev: "dev-v1.1.json#articles=32:", max_length: 384}
 """
 
 from __future__ import annotations
-
-from dataclasses import dataclass
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
+from seqtune.config import QuestionAnsweringOptions
 from seqtune.data.readers.squad import QAExample, read_squad
 from seqtune.errors import SeqtuneError
 from seqtune.models.heads import SpanHead
-from seqtune.tasks.base import EncodedDataset, Task, TaskOptions, collate_inputs
+from seqtune.tasks.base import EncodedDataset, Task, collate_inputs
 from seqtune.tasks.qa_features import WindowSettings, make_windows
-from seqtune.tasks.qa_metrics import best_null_threshold, per_question_scores, squad_scores
+from seqtune.tasks.qa_metrics import (
+    best_null_threshold,
+    per_question_scores,
+    squad_scores,
+)
 from seqtune.tasks.qa_postprocess import AnswerSettings, answer_questions
 
 
-@dataclass
-class QuestionAnsweringOptions(TaskOptions):
-    type: str = "qa"
-    max_length: int = 384  # tokens per window (question + context part + 3 special tokens)
-    doc_stride: int = 128  # context tokens shared by consecutive windows of a long context
-    max_answer_length: int = 30  # longest answer predicted, in tokens
-    n_best: int = 20  # candidate answers kept per question (written by predict)
-    version_2_with_negative: bool | None = None  # unanswerable questions; None: detect from the training file
-    null_score_diff_threshold: float = 0.0  # v2.0: answer "" when null score - best span score > this
-    max_windows: int | None = 64  # a context needing more windows is an error (null: no cap)
-
-
 class QuestionAnsweringTask(Task):
-    """Start/end span prediction over question + context windows. Primary metric: F1 (percent)."""
+    """Start/end span prediction over question + context windows. Primary metric: F1 (in [0, 1])."""
 
     name = "qa"
     Options = QuestionAnsweringOptions
     hf_architecture = "BertForQuestionAnswering"
     primary_metric = "f1"
-    greater_is_better = True
+    default_max_length = 384  # tokens per window: question + context part + 3 special tokens
     needs_pooler = False
 
     def __init__(self, options, data, tokenizer):
@@ -66,12 +57,7 @@ class QuestionAnsweringTask(Task):
     # ---- data -------------------------------------------------------------------------------
     def read(self, path: str, split: str) -> list[QAExample]:
         """SQuAD JSON or JSONL; every split but "predict" needs answers (or v2.0's is_impossible)."""
-        if self.data.format not in ("auto", "squad", "jsonl"):
-            raise SeqtuneError(
-                f"data.format {self.data.format!r} is not a question-answering format; use auto, squad "
-                "(SQuAD JSON) or jsonl."
-            )
-        examples = read_squad(path, self.data.max_rows)
+        examples = read_squad(path, self.data.max_rows, self.data.format)
         if split == "predict":
             return examples
         unlabelled = next((e for e in examples if e.answers is None), None)
@@ -115,7 +101,7 @@ class QuestionAnsweringTask(Task):
         return examples
 
     def encode(self, examples: list[QAExample], split: str) -> EncodedDataset:
-        settings = WindowSettings(self.options.max_length, self.options.doc_stride, self.options.max_windows)
+        settings = WindowSettings(self.data.max_length, self.options.doc_stride, self.options.max_windows)
         features = make_windows(examples, self.tokenizer, settings)
         return EncodedDataset(examples, features, source=split,
                               info={"windows": len(features), "examples": len(examples)})
@@ -152,8 +138,17 @@ class QuestionAnsweringTask(Task):
         """Per question: id, answer, n_best [{text, score, probability, start}] (v2.0: score_diff too)."""
         return answer_questions(dataset.examples, dataset.features, outputs, self._answer_settings())
 
+    def metric_names(self) -> list[str]:
+        names = ["exact_match", "f1", "total"]
+        if self.version_2:
+            names += [f"{split}{m}" for split in ("has_ans_", "no_ans_") for m in ("exact_match", "f1", "total")]
+            names += ["best_exact_match", "best_exact_match_thresh", "best_f1", "best_f1_thresh"]
+        return names
+
     def metrics(self, outputs: list[np.ndarray], dataset: EncodedDataset) -> dict:
-        """exact_match, f1 (percent), total; v2.0: has_ans_*/no_ans_* and the best null threshold."""
+        """exact_match, f1 (in [0, 1]), total (int); v2.0: has_ans_*/no_ans_*, and best_exact_match /
+        best_f1 (in [0, 1]) with the null_score_diff_threshold that reaches them (`*_thresh`, on the
+        logit scale of score_diff)."""
         records = self.predictions(outputs, dataset)
         golds = {e.id: [a.text for a in e.answers] for e in dataset.examples}
         result = squad_scores({r["id"]: r["answer"] for r in records}, golds, self.version_2)
@@ -185,5 +180,5 @@ class QuestionAnsweringTask(Task):
     def describe(self) -> str:
         kind = "SQuAD v2.0 (with unanswerable questions)" if self.version_2 else "SQuAD v1.1 (always answers)"
         o = self.options
-        return (f"qa, {kind}; windows of {o.max_length} tokens sharing {o.doc_stride}, answers up to "
+        return (f"qa, {kind}; windows of {self.data.max_length} tokens sharing {o.doc_stride}, answers up to "
                 f"{o.max_answer_length} tokens, {o.n_best}-best")

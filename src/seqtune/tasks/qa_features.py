@@ -104,7 +104,7 @@ def _check_question_room(examples: list[QAExample], tokenizer: Tokenizer, settin
     """A window must fit the question, 3 special tokens and more context tokens than the stride."""
     if settings.doc_stride < 0 or settings.max_length < 8:
         raise SeqtuneError(
-            f"task.max_length ({settings.max_length}) must be at least 8 and task.doc_stride "
+            f"data.max_length ({settings.max_length}) must be at least 8 and task.doc_stride "
             f"({settings.doc_stride}) not negative."
         )
     lengths = [len(e.ids) for e in tokenizer.backend.encode_batch(
@@ -114,7 +114,7 @@ def _check_question_room(examples: list[QAExample], tokenizer: Tokenizer, settin
         if room - n <= settings.doc_stride:
             raise SeqtuneError(
                 f"{example.where}: the question has {n} tokens, which leaves {max(0, room - n)} context "
-                f"tokens per window of task.max_length = {settings.max_length}; that must be more than "
-                f"task.doc_stride = {settings.doc_stride}. Shorten the question, raise task.max_length "
+                f"tokens per window of data.max_length = {settings.max_length}; that must be more than "
+                f"task.doc_stride = {settings.doc_stride}. Shorten the question, raise data.max_length "
                 "or lower task.doc_stride."
             )

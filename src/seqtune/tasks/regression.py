@@ -3,21 +3,15 @@
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 
 import numpy as np
-import torch
 import torch.nn.functional as F
 from scipy.stats import pearsonr, spearmanr
 
+from seqtune.config import RegressionOptions
 from seqtune.errors import SeqtuneError
 from seqtune.tasks.base import EncodedDataset
-from seqtune.tasks.sequence import SequenceOptions, SequenceTask, TextExample
-
-
-@dataclass
-class RegressionOptions(SequenceOptions):
-    pass
+from seqtune.tasks.sequence import SequenceTask, TextExample
 
 
 class RegressionTask(SequenceTask):
@@ -25,6 +19,7 @@ class RegressionTask(SequenceTask):
     Options = RegressionOptions
     hf_architecture = "BertForSequenceClassification"
     primary_metric = "pearson"
+    lower_is_better = frozenset({"loss", "mse"})
     num_outputs = 1
 
     def parse_labels(self, examples: list[TextExample]) -> None:
@@ -42,6 +37,9 @@ class RegressionTask(SequenceTask):
     def loss(self, logits, batch):
         return F.mse_loss(logits.float().squeeze(-1), batch["labels"])
 
+    def metric_names(self) -> list[str]:
+        return ["pearson", "spearman", "mse", "examples"]
+
     def metrics(self, outputs, dataset: EncodedDataset) -> dict:
         gold = np.array([f["labels"] for f in dataset.features])
         pred = np.stack(outputs)[:, 0]
@@ -50,6 +48,7 @@ class RegressionTask(SequenceTask):
             "pearson": 0.0 if constant else float(pearsonr(gold, pred)[0]),
             "spearman": 0.0 if constant else float(spearmanr(gold, pred)[0]),
             "mse": float(np.mean((gold - pred) ** 2)),
+            "examples": int(len(gold)),
         }
 
     def predictions(self, outputs, dataset: EncodedDataset) -> list[dict]:
@@ -60,4 +59,4 @@ class RegressionTask(SequenceTask):
                 "label2id": {"LABEL_0": 0}, "problem_type": "regression"}
 
     def describe(self) -> str:
-        return "pair regression" if self.data.text_pair_column else "regression"
+        return "pair regression" if self.data.text_pair_column is not None else "regression"

@@ -3,7 +3,7 @@ per-base DNA/RNA annotation, or any string whose characters each carry a class).
 
 Input: CSV/TSV/JSONL with a sequence column (`data.text_column`) and a label column
 (`data.label_column`), or labelled FASTA records (see `data/readers/sequences.py`). Labels are one
-character per residue or whitespace-separated; an optional mask column (`task.mask_column`, e.g.
+character per residue or whitespace-separated; an optional mask column (`data.mask_column`, e.g.
 `resolved_mask`) marks residues to leave out of the loss and the metrics.
 
 Tokens: every residue is exactly one token, so the alignment is exact. Each distinct character is
@@ -28,26 +28,19 @@ from __future__ import annotations
 
 from collections import Counter
 from dataclasses import dataclass, field
-from typing import Literal
 
 import numpy as np
 
+from seqtune.config import ResidueOptions
 from seqtune.data.readers.sequences import LabelledSequence, make_record, read_sequences
 from seqtune.errors import SeqtuneError
 from seqtune.tasks.sequence import natural_sort
 from seqtune.tasks.token_metrics import label_report
-from seqtune.tasks.token_task import TokenDataset, TokenOptions, TokenTask
+from seqtune.tasks.token_task import TokenDataset, TokenTask
 from seqtune.tasks.windows import IGNORE_INDEX
 
 Q3_LABELS = {"H", "E", "C"}
 Q8_LABELS = {"H", "G", "I", "E", "B", "T", "S", "C"}
-
-
-@dataclass
-class ResidueOptions(TokenOptions):
-    mask_column: str | None = None  # column of 0/1 per residue; 0 = leave out of loss and metrics
-    id_column: str | None = "id"  # column copied into predictions when the file has it
-    unknown_residues: Literal["unk", "error"] = "unk"  # characters outside the model's alphabet
 
 
 @dataclass
@@ -70,8 +63,8 @@ class ResidueTask(TokenTask):
     def read(self, path: str, split: str) -> list[LabelledSequence]:
         return read_sequences(
             path, self.data.format, labelled=split != "predict", sequence_column=self.data.text_column,
-            label_column=self.data.label_column, mask_column=self.options.mask_column,
-            id_column=self.options.id_column, max_records=self.data.max_rows,
+            label_column=self.data.label_column, mask_column=self.data.mask_column,
+            id_column=self.data.id_column, max_records=self.data.max_rows, header=self.data.header,
         )
 
     def examples_from_inputs(self, inputs: list) -> list[LabelledSequence]:
@@ -150,6 +143,10 @@ class ResidueTask(TokenTask):
     def residue_predictions(self, outputs: list[np.ndarray], dataset: ResidueDataset) -> list[np.ndarray]:
         """Predicted label ids, one per residue, for every example."""
         return [logits.argmax(-1) for logits in self.example_outputs(outputs, dataset)]
+
+    def metric_names(self) -> list[str]:
+        q = ["q3"] if set(self.labels) == Q3_LABELS else ["q8"] if set(self.labels) == Q8_LABELS else []
+        return ["accuracy", *q, "macro_f1"]
 
     def metrics(self, outputs: list[np.ndarray], dataset: ResidueDataset) -> dict:
         predicted = self.residue_predictions(outputs, dataset)

@@ -14,15 +14,8 @@ import torch
 
 from seqtune.data.readers.table import read_table
 from seqtune.errors import SeqtuneError
-from seqtune.models.heads import Pooling, SequenceHead
-from seqtune.tasks.base import EncodedDataset, Task, TaskOptions
-
-
-@dataclass
-class SequenceOptions(TaskOptions):
-    head: Pooling = "pooler"  # pooler | cls | mean | mlp (see models/heads.py)
-    head_dropout: float | None = None  # default: the encoder's hidden_dropout_prob
-    mlp_hidden: int | None = None  # width of the "mlp" head's hidden layer (default: hidden size)
+from seqtune.models.heads import SequenceHead
+from seqtune.tasks.base import EncodedDataset, Task
 
 
 @dataclass
@@ -47,17 +40,18 @@ class SequenceTask(Task):
     # ---- reading ----------------------------------------------------------------------------
     def read(self, path: str, split: str) -> list[TextExample]:
         """Records with text (and second text) and, except for split "predict", a label."""
-        table = read_table(path, self.data.format, self.data.max_rows)
-        table.require(self.data.text_column, "text")
-        if self.data.text_pair_column:
-            table.require(self.data.text_pair_column, "second text")
-        labelled = split != "predict" or self.data.label_column in table.columns
+        d = self.data
+        table = read_table(path, d.format, d.max_rows, header=d.header, what=self.name)
+        table.require(d.text_column, "data.text_column", "text")
+        if d.text_pair_column is not None:
+            table.require(d.text_pair_column, "data.text_pair_column", "second text")
+        labelled = split != "predict" or table.has(d.label_column)
         if labelled:
-            table.require(self.data.label_column, "label")
+            table.require(d.label_column, "data.label_column", "label")
         examples = []
         for i, row in enumerate(table.rows):
-            text = self._text(row, self.data.text_column, table.where(i))
-            pair = self._text(row, self.data.text_pair_column, table.where(i)) if self.data.text_pair_column else None
+            text = self._text(row, d.text_column, table.where(i))
+            pair = self._text(row, d.text_pair_column, table.where(i)) if d.text_pair_column is not None else None
             raw = row.get(self.data.label_column) if labelled else None
             examples.append(TextExample(text, pair, None, table.where(i), raw))
         return examples
@@ -76,15 +70,20 @@ class SequenceTask(Task):
         examples = []
         for i, item in enumerate(inputs):
             where = f"input {i}"
-            if self.data.text_pair_column:
+            if self.data.text_pair_column is not None:
                 if not (isinstance(item, (list, tuple)) and len(item) == 2):
-                    raise SeqtuneError(f"{where}: this model takes text pairs; give (text, second_text).")
+                    raise SeqtuneError(f"{where}: this model takes text pairs; give (text, second_text), "
+                                       f"not {type(item).__name__} {item!r:.60}.")
                 text, pair = item
+            elif isinstance(item, (list, tuple)):
+                raise SeqtuneError(f"{where}: this model was trained on single texts, but a pair or list "
+                                   f"was given ({item!r:.60}); give one string per input.")
             else:
                 text, pair = item, None
-            row = {"a": text, "b": pair}
-            examples.append(TextExample(self._text(row, "a", where),
-                                        self._text(row, "b", where) if pair is not None else None, None, where))
+            for value in (text, pair) if pair is not None else (text,):
+                if not isinstance(value, str) or not value.strip():
+                    raise SeqtuneError(f"{where}: expected a non-empty string, got {value!r:.60}.")
+            examples.append(TextExample(text, pair, None, where))
         return examples
 
     # ---- labels (subclasses) ---------------------------------------------------------------------
@@ -96,7 +95,7 @@ class SequenceTask(Task):
     def encode(self, examples: list[TextExample], split: str) -> EncodedDataset:
         if examples and examples[0].raw_label is not None:
             self.parse_labels(examples)
-        pairs = [e.pair for e in examples] if self.data.text_pair_column else None
+        pairs = [e.pair for e in examples] if self.data.text_pair_column is not None else None
         encoded = self.tokenizer.encode_batch([e.text for e in examples], pairs, self.data.max_length)
         features = []
         for i, (e, enc) in enumerate(zip(examples, encoded)):

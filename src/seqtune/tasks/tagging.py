@@ -23,27 +23,22 @@ Example config:
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Literal
 
 import numpy as np
 
+from seqtune.config import TaggingOptions
 from seqtune.data.readers.conll import TaggedSentence, read_tagged
 from seqtune.errors import SeqtuneError
-from seqtune.tasks.token_metrics import ENTITY_PREFIXES, SCHEMES, detect_scheme, entity_report, label_report, split_tag
-from seqtune.tasks.token_task import TokenDataset, TokenOptions, TokenTask
+from seqtune.tasks.token_metrics import (
+    ENTITY_PREFIXES,
+    SCHEMES,
+    detect_scheme,
+    entity_report,
+    label_report,
+    split_tag,
+)
+from seqtune.tasks.token_task import TokenDataset, TokenTask
 from seqtune.tasks.windows import IGNORE_INDEX
-
-Scheme = Literal["auto", "IOB1", "IOB2", "IOE1", "IOE2", "IOBES", "BILOU", "none"]
-
-
-@dataclass
-class TaggingOptions(TokenOptions):
-    token_column: int = 0  # CoNLL column of the word (0 = first)
-    tag_column: int = -1  # CoNLL column of the tag (-1 = last; CoNLL-2003: 1 POS, 2 chunk, 3 NER)
-    tokens_key: str = "tokens"  # JSONL key of the word list
-    tags_key: str = "tags"  # JSONL key of the tag list
-    label_all_subtokens: bool = False  # train on every sub-token, not only each word's first
-    scheme: Scheme = "auto"  # tag scheme for entity metrics; auto: detected from the training tags
 
 
 @dataclass
@@ -99,10 +94,10 @@ class TaggingTask(TokenTask):
 
     # ---- data -------------------------------------------------------------------------------
     def read(self, path: str, split: str) -> list[TaggedSentence]:
-        o = self.options
-        return read_tagged(path, self.data.format, labelled=split != "predict", token_column=o.token_column,
-                           tag_column=o.tag_column, tokens_key=o.tokens_key, tags_key=o.tags_key,
-                           max_sentences=self.data.max_rows)
+        d = self.data
+        return read_tagged(path, d.format, labelled=split != "predict", token_column=d.token_column,
+                           tag_column=d.tag_column, tokens_key=d.tokens_key, tags_key=d.tags_key,
+                           max_sentences=d.max_rows)
 
     def examples_from_inputs(self, inputs: list) -> list[TaggedSentence]:
         """Python-API inputs: a sentence as a string (split on whitespace) or a list of words."""
@@ -180,6 +175,11 @@ class TaggingTask(TokenTask):
         merged = self.example_outputs(outputs, dataset)
         return [logits[starts].argmax(-1) for logits, starts in zip(merged, dataset.word_starts)]
 
+    def metric_names(self) -> list[str]:
+        if self.scheme == "none":
+            return ["accuracy", "macro_f1", "words"]
+        return ["precision", "recall", "f1", "f1_conlleval", "accuracy", "words"]
+
     def metrics(self, outputs: list[np.ndarray], dataset: TaggingDataset) -> dict:
         predicted = self.word_predictions(outputs, dataset)
         if any(e.tags is None for e in dataset.examples):
@@ -194,7 +194,8 @@ class TaggingTask(TokenTask):
         if self.scheme == "none":
             metrics["macro_f1"] = report["macro_f1"]
             metrics["per_tag"] = report["per_label"]
-        metrics["confusion_matrix"] = report["confusion_matrix"]
+        metrics["words"] = int(len(gold_ids))  # scored words: the confusion matrix sums to this
+        metrics["confusion_matrix"] = report["confusion_matrix"]  # over tags, rows = gold
         return metrics
 
     def predictions(self, outputs: list[np.ndarray], dataset: TaggingDataset) -> list[dict]:

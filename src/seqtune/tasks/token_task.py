@@ -10,7 +10,6 @@ and turn examples into content token ids plus per-token label ids.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Literal
 
 import numpy as np
 import torch
@@ -18,19 +17,8 @@ import torch.nn.functional as F
 
 from seqtune.errors import SeqtuneError
 from seqtune.models.heads import TokenHead
-from seqtune.tasks.base import EncodedDataset, Task, TaskOptions, collate_inputs, pad
+from seqtune.tasks.base import EncodedDataset, Task, collate_inputs, pad
 from seqtune.tasks.windows import IGNORE_INDEX, merge_example_outputs, window_features
-
-
-@dataclass
-class TokenOptions(TaskOptions):
-    window_stride: int | None = None  # tokens between window starts for long inputs; default: half a window
-    head_dropout: float | None = None  # dropout before the classifier; default: the encoder's hidden_dropout_prob
-    # batch: mean cross-entropy over the batch's labelled tokens (as Trainer does). training_mean: the
-    # batch's summed cross-entropy / (batch size x mean labelled tokens per training input), so every
-    # labelled token weighs the same in every batch, as in random batches on average, also when
-    # length-bucketed batches hold only short or only long inputs.
-    loss_normalization: Literal["batch", "training_mean"] = "batch"
 
 
 @dataclass

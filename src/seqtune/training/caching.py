@@ -30,25 +30,24 @@ import numpy as np
 import torch
 from torch import nn
 
+from seqtune.config import StrategyConfig
 from seqtune.data.batching import evaluation_batches
+from seqtune.inference import Runtime, to_device
+from seqtune.models.task_model import TaskModel
 from seqtune.tasks.base import EncodedDataset, Task
-from seqtune.training.strategies import StrategyConfig
 
 
-class FrozenBottomModel(nn.Module):
+class FrozenBottomModel(TaskModel):
     """A `TaskModel` whose embeddings and bottom `frozen_layers` layers are a fixed feature extractor.
 
-    forward(batch) -> the head's logits, like TaskModel. Parameter names are the TaskModel's
-    ("encoder....", "head...."), so optimiser groups and parameter counts read the same.
+    forward(batch) -> the head's logits, like TaskModel, through the same `forward_from`. It shares
+    the model's modules, so parameter names ("encoder....", "head....") and weights are the same.
     """
 
-    def __init__(self, model: nn.Module, frozen_layers: int, cache: "ActivationCache | None" = None):
-        super().__init__()
-        self.encoder = model.encoder
-        self.head = model.head
+    def __init__(self, model: TaskModel, frozen_layers: int, cache: "ActivationCache | None" = None):
+        super().__init__(model.encoder, model.head)
         self.frozen_layers = frozen_layers
         self.cache = cache
-        self.strategy = getattr(model, "strategy", None)
 
     def frozen_modules(self) -> list[nn.Module]:
         return [self.encoder.embeddings, *self.encoder.layers[:self.frozen_layers]]
@@ -69,10 +68,7 @@ class FrozenBottomModel(nn.Module):
         hidden = self.cache.lookup(batch) if self.cache is not None else None
         if hidden is None:
             hidden = self.bottom(batch)
-        hidden = self.encoder.run_layers(hidden, batch["attention_mask"], self.frozen_layers,
-                                         first_token_only=getattr(self.head, "first_token_only", False))
-        extra = {k: batch[k] for k in getattr(self.head, "batch_inputs", ()) if k in batch}
-        return self.head(hidden, batch["attention_mask"], self.encoder.pooler, **extra)
+        return self.forward_from(hidden, self.frozen_layers, batch)
 
 
 def row_keys(batch: dict[str, torch.Tensor]) -> list[tuple[bytes, bytes]]:
@@ -146,7 +142,7 @@ def allocate(n_tokens: int, hidden_size: int, dtype: str, memory_mb: int, device
     return ActivationCache(storage, device)
 
 
-def build_cache(model: FrozenBottomModel, task: Task, datasets: list[EncodedDataset], runtime,
+def build_cache(model: FrozenBottomModel, task: Task, datasets: list[EncodedDataset], runtime: Runtime,
                 strategy: StrategyConfig, batch_tokens: int, directory: Path) -> ActivationCache:
     """Run the frozen bottom once over every feature of `datasets` (eval mode) and store the result."""
     n_tokens = sum(d.num_tokens() for d in datasets)
@@ -157,8 +153,7 @@ def build_cache(model: FrozenBottomModel, task: Task, datasets: list[EncodedData
     with torch.no_grad(), runtime.autocast():
         for dataset in datasets:
             for idx in evaluation_batches(dataset.lengths, batch_tokens):
-                batch = task.collate([dataset.features[i] for i in idx])
-                batch = {k: v.to(runtime.device) if torch.is_tensor(v) else v for k, v in batch.items()}
+                batch = to_device(task.collate([dataset.features[i] for i in idx]), runtime.device)
                 cache.add(batch, model.bottom(batch))
     model.train(was_training)
     return cache
@@ -171,14 +166,15 @@ def should_cache(strategy: StrategyConfig, frozen_layers: int, epochs: float) ->
     return bool(strategy.cache_frozen)
 
 
-def model_for_training(model: nn.Module, frozen_layers: int | None, strategy: StrategyConfig, task: Task,
-                       datasets: list[EncodedDataset | None], runtime, train_cfg, directory: Path, log) -> nn.Module:
+def model_for_training(model: TaskModel, frozen_layers: int | None, strategy: StrategyConfig, task: Task,
+                       datasets: list[EncodedDataset | None], runtime: Runtime, epochs: float, directory: Path,
+                       log) -> TaskModel:
     """The module the loop trains: `model` itself when nothing is frozen, else a FrozenBottomModel
     (sharing its weights) with an activation cache over `datasets` when the strategy allows it."""
     if frozen_layers is None:
         return model
     wrapped = FrozenBottomModel(model, frozen_layers)
-    if not should_cache(strategy, frozen_layers, train_cfg.epochs):
+    if not should_cache(strategy, frozen_layers, epochs):
         log(f"frozen: embeddings + {frozen_layers} layers, computed every step (activation cache off)")
         return wrapped
     start = time.perf_counter()

@@ -1,8 +1,8 @@
 """AdamW with BERT's weight-decay exclusions, and the learning-rate schedule.
 
 Weight decay is not applied to biases or LayerNorm weights (any parameter with fewer than two
-dimensions), as in the BERT reference implementation. torch's AdamW is bias-corrected; a model carrying a
-fine-tuning strategy (`model.strategy`) gets per-block learning rates and, if asked, Adam without it.
+dimensions), as in the BERT reference implementation. torch's AdamW is bias-corrected; with a
+fine-tuning strategy the optimiser gets per-block learning rates and, if asked, Adam without it.
 """
 
 from __future__ import annotations
@@ -12,9 +12,9 @@ import math
 import torch
 from torch import nn
 
-from seqtune.config import TrainConfig
+from seqtune.config import StrategyConfig, TrainConfig
 from seqtune.training.adam import AdamW
-from seqtune.training.strategies import StrategyConfig, block_learning_rates, named_parameters_by_block
+from seqtune.training.strategies import block_learning_rates, named_parameters_by_block
 
 
 def decay_split(named_params) -> tuple[list[nn.Parameter], list[nn.Parameter]]:
@@ -32,8 +32,9 @@ def parameter_groups(model: nn.Module, weight_decay: float) -> list[dict]:
                         {"params": no_decay, "weight_decay": 0.0}) if g["params"]]
 
 
-def build_optimizer(model: nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer:
-    strategy = getattr(model, "strategy", None)  # attached by training.strategies.apply_strategy
+def build_optimizer(model: nn.Module, cfg: TrainConfig, strategy: StrategyConfig | None = None
+                    ) -> torch.optim.Optimizer:
+    """AdamW over the trainable parameters; per-block groups when a strategy is given."""
     if strategy is not None:
         return strategy_optimizer(model, cfg, strategy)
     return torch_adamw(parameter_groups(model, cfg.weight_decay), cfg)

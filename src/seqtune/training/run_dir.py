@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import json
-import sys
 import time
 from pathlib import Path
 
 from seqtune.config import RunConfig, config_to_yaml
+from seqtune.logs import close_log_file, ensure_console, logger, open_log_file
 
 
 def new_directory(base: Path) -> Path:
@@ -24,10 +24,13 @@ def new_directory(base: Path) -> Path:
 
 
 class RunDir:
+    """Messages of the run go to the "seqtune" logger; `log.txt` receives them until `close()`."""
+
     def __init__(self, path: Path):
         self.path = path
         self.model_dir = path / "model"
-        self._log = (path / "log.txt").open("a", encoding="utf-8")
+        ensure_console()
+        self._file = open_log_file(path / "log.txt")
 
     @classmethod
     def create(cls, cfg: RunConfig) -> "RunDir":
@@ -37,9 +40,19 @@ class RunDir:
         return cls(path)
 
     def log(self, message: str) -> None:
-        print(message, file=sys.stderr, flush=True)
-        self._log.write(message + "\n")
-        self._log.flush()
+        logger.info(message)
+
+    def close(self) -> None:
+        """Stop writing log.txt (idempotent)."""
+        if self._file is not None:
+            close_log_file(self._file)
+            self._file = None
+
+    def __enter__(self) -> "RunDir":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
 
     def add_metrics(self, record: dict) -> None:
         with (self.path / "metrics.jsonl").open("a", encoding="utf-8") as f:

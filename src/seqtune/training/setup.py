@@ -5,24 +5,44 @@ setup (tokenizer, task, data, model) -> train (loop.train) -> test with the best
 
 from __future__ import annotations
 
+import platform
 import random
+import sys
 import time
+from dataclasses import fields, replace
+from datetime import datetime, timezone
+from importlib.metadata import version as package_version
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from seqtune.config import RunConfig
+from seqtune.config import RunConfig, StrategyConfig
 from seqtune.errors import SeqtuneError
+from seqtune.inference import (
+    evaluate,
+    format_metrics,
+    load_trained_model,
+    resolve_runtime,
+)
+from seqtune.models.checkpoint import encoder_config_from_dir
+from seqtune.models.encoder import check_positions
 from seqtune.models.hub import resolve_model_path
-from seqtune.models.task_model import load_trained_model, model_for_finetuning, save_model
+from seqtune.models.task_model import model_for_finetuning, save_model
 from seqtune.tasks import task_class
 from seqtune.tasks.base import EncodedDataset, Task
 from seqtune.tokenization import load_tokenizer
+from seqtune.training import strategies
 from seqtune.training.caching import model_for_training
-from seqtune.training.loop import evaluate, resolve_runtime, scalar_metrics, train
+from seqtune.training.loop import train
 from seqtune.training.run_dir import RunDir
-from seqtune.training.strategies import apply_strategy, format_counts, parameter_counts
+from seqtune.training.strategies import (
+    apply_strategy,
+    block_learning_rates,
+    block_of,
+    format_counts,
+    parameter_counts,
+)
 
 
 def seed_everything(seed: int) -> None:
@@ -57,53 +77,132 @@ def require_model_path(cfg: RunConfig) -> str:
     return resolve_model_path(cfg.model.path)
 
 
-def train_from_config(cfg: RunConfig) -> Path:
-    """Fine-tune as `cfg` says; returns the run directory (config.yaml, metrics.jsonl, results.json, model/)."""
+def max_length_for(cfg: RunConfig, max_positions: int | None) -> int:
+    """data.max_length as set (checked against the model's positions), or else the task's default,
+    capped at the model's positions."""
+    if cfg.data.max_length is not None:
+        if max_positions is not None:
+            check_positions(cfg.data.max_length, max_positions)
+        return cfg.data.max_length
+    default = task_class(cfg.task.type).default_max_length
+    return default if max_positions is None else min(default, max_positions)
+
+
+def check_data_files(cfg: RunConfig) -> None:
+    """Every data file named in the config exists, checked before anything is loaded or trained."""
     if not cfg.data.train:
         raise SeqtuneError("data.train is required: the training file.")
+    for split in ("train", "dev", "test"):
+        value = getattr(cfg.data, split)
+        if value and not Path(value.partition("#")[0]).is_file():  # "file.json#articles=0:32"
+            raise SeqtuneError(f"data.{split}: file {value.partition('#')[0]!r} does not exist.")
+
+
+def check_metric(cfg: RunConfig, task: Task) -> None:
+    """train.metric must be one the task computes (known once the training data is read)."""
+    if cfg.train.metric is None:
+        return
+    names = task.metric_names()
+    if cfg.train.metric not in names:
+        raise SeqtuneError(f"train.metric {cfg.train.metric!r} is not computed by this task; choose one of: "
+                           f"{', '.join(names)}.")
+
+
+def log_strategy(cfg: RunConfig, model, log) -> None:
+    """The strategy's non-default settings and the learning rate of every block."""
+    changed = {f.name: getattr(cfg.strategy, f.name) for f in fields(StrategyConfig)
+               if getattr(cfg.strategy, f.name) != f.default}
+    log("strategy: " + (", ".join(f"{k}={v}" for k, v in changed.items()) if changed else
+                        "full fine-tuning (defaults)"))
+    rates = block_learning_rates(model, cfg.strategy, cfg.train.lr)
+    trained = {name for name, p in model.named_parameters() if p.requires_grad}
+    shown = [f"{block} {lr:.3g}" for block, lr in rates.items()
+             if any(block_of(name) == block for name in trained)]
+    log("learning rates: " + ", ".join(shown))
+
+
+def environment() -> dict:
+    """Versions and machine facts for results.json."""
+    versions = {"seqtune": package_version("seqtune"), "torch": torch.__version__, "python": platform.python_version()}
+    if "transformers" in sys.modules:  # only when something in this process used it
+        versions["transformers"] = sys.modules["transformers"].__version__
+    return {"versions": versions, "torch_threads": torch.get_num_threads(), "platform": platform.platform()}
+
+
+def train_from_config(cfg: RunConfig) -> Path:
+    """Fine-tune as `cfg` says; returns the run directory (config.yaml, metrics.jsonl, results.json, model/).
+
+    Everything that can be checked before training is: data files, model directory and type,
+    max_length against the model's positions, strategy ranges, train.metric."""
+    started = time.time()
+    check_data_files(cfg)
     seed_everything(cfg.train.seed)
     model_path = require_model_path(cfg)
+    encoder_cfg = encoder_config_from_dir(model_path)  # a wrong or unsupported model type fails here
+    cfg = replace(cfg, data=replace(cfg.data, max_length=max_length_for(cfg, encoder_cfg.max_position_embeddings)))
+    strategies.validate(cfg.strategy, encoder_cfg.num_hidden_layers)
     tokenizer = load_tokenizer(model_path)
     task = task_class(cfg.task.type)(cfg.task, cfg.data, tokenizer)
     runtime = resolve_runtime(cfg.train)
 
-    run = RunDir.create(cfg)
-    log = run.log
-    log(f"run directory: {run.path}")
-    train_set = load_split(task, cfg.data.train, "train", log)
-    dev_set = load_split(task, cfg.data.dev, "dev", log) if cfg.data.dev else None
-    log(f"task: {task.describe()}")
+    with RunDir.create(cfg) as run:
+        log = run.log
+        log(f"run directory: {run.path}")
+        train_set = load_split(task, cfg.data.train, "train", log)
+        dev_set = load_split(task, cfg.data.dev, "dev", log) if cfg.data.dev else None
+        check_metric(cfg, task)
+        log(f"task: {task.describe()}")
 
-    model, report = model_for_finetuning(model_path, task)
-    model.to(runtime.device)
-    n_params = sum(p.numel() for p in model.parameters())
-    log(f"model: {model_path} ({model.encoder.config.num_hidden_layers} layers, hidden "
-        f"{model.encoder.config.hidden_size}, {n_params / 1e6:.1f}M parameters) on {runtime.device}")
-    for line in report:
-        log(f"model: {line}")
-    # Fine-tuning strategy (training/strategies.py): freeze / re-initialise blocks, per-block learning
-    # rates; frozen bottom layers run through FrozenBottomModel, cached when allowed (caching.py).
-    frozen_layers = apply_strategy(model, cfg.strategy)
-    parameters = parameter_counts(model)
-    for line in format_counts(parameters):
-        log(f"parameters: {line}")
-    trained = model_for_training(model, frozen_layers, cfg.strategy, task, [train_set, dev_set], runtime,
-                                 cfg.train, run.path, log)
+        model, report = model_for_finetuning(model_path, task)
+        model.to(runtime.device)
+        n_params = sum(p.numel() for p in model.parameters())
+        log(f"model: {model_path} ({model.encoder.config.num_hidden_layers} layers, hidden "
+            f"{model.encoder.config.hidden_size}, {n_params / 1e6:.1f}M parameters) on {runtime.device}, "
+            f"{'fp32' if runtime.autocast_dtype is None else str(runtime.autocast_dtype).split('.')[-1]}, "
+            f"{torch.get_num_threads()} CPU threads")
+        for line in report:
+            log(f"model: {line}")
+        # Fine-tuning strategy (training/strategies.py): freeze / re-initialise blocks, per-block learning
+        # rates; frozen bottom layers run through FrozenBottomModel, cached when allowed (caching.py).
+        frozen_layers = apply_strategy(model, cfg.strategy)
+        log_strategy(cfg, model, log)
+        parameters = parameter_counts(model)
+        for line in format_counts(parameters):
+            log(f"parameters: {line}")
+        trained = model_for_training(model, frozen_layers, cfg.strategy, task, [train_set, dev_set], runtime,
+                                     cfg.train.epochs, run.path, log)
 
-    summary = train(trained, task, train_set, dev_set, cfg.train, runtime, log, run.add_metrics,
-                    on_best=lambda: save_model(run.model_dir, model, task, tokenizer))
+        summary = train(trained, task, train_set, dev_set, cfg.train, runtime, log, run.add_metrics,
+                        on_best=lambda: save_model(run.model_dir, model, task, tokenizer), strategy=cfg.strategy)
 
-    dev_metrics = summary.pop("best_metrics")
-    results: dict = {"train": summary, "parameters": parameters}
-    if dev_metrics is not None:
-        results["dev"] = dev_metrics
-    if cfg.data.test:
-        _, best_model = load_trained_model(run.model_dir)
-        best_model.to(runtime.device)
-        test_set = load_split(task, cfg.data.test, "test", log)
-        results["test"] = evaluate(best_model, task, test_set, runtime, runtime.eval_batch_tokens)
-        log("test: " + ", ".join(f"{k} {v:.4f}" for k, v in scalar_metrics(results["test"]).items()))
-    run.write_results(results)
-    log(f"saved: {run.model_dir}")
+        dev_metrics = summary.pop("best_metrics")
+        results: dict = {"train": summary, "parameters": parameters}
+        if dev_metrics is not None:
+            results["dev"] = dev_metrics
+        results["run"] = {**environment(), "device": str(runtime.device),
+                          "precision": "fp32" if runtime.autocast_dtype is None else
+                          str(runtime.autocast_dtype).split(".")[-1]}
+        error = None
+        if cfg.data.test:
+            try:
+                _, best_model = load_trained_model(run.model_dir)
+                best_model.to(runtime.device)
+                test_set = load_split(task, cfg.data.test, "test", log)
+                results["test"] = evaluate(best_model, task, test_set, runtime)
+                log(f"test: {format_metrics(results['test'])}")
+            except SeqtuneError as e:  # the training result is kept; the error is reported with it
+                results["test"] = {"error": str(e)}
+                error = e
+        ended = time.time()
+        results["run"].update(started=iso_time(started), ended=iso_time(ended),
+                              wall_seconds=round(ended - started, 2))
+        run.write_results(results)
+        log(f"saved: {run.model_dir}")
+        if error is not None:
+            raise SeqtuneError(f"the final test evaluation failed (training results are in "
+                               f"{run.path / 'results.json'}): {error}")
     return run.path
 
+
+def iso_time(seconds: float) -> str:
+    return datetime.fromtimestamp(seconds, timezone.utc).isoformat(timespec="seconds")

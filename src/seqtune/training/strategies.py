@@ -24,30 +24,11 @@ Frozen blocks are a fixed feature extractor: they run in eval mode (no dropout),
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Literal
 
 from torch import nn
 
+from seqtune.config import StrategyConfig
 from seqtune.errors import SeqtuneError
-
-if TYPE_CHECKING:  # task_model imports config, which imports this module
-    from seqtune.models.task_model import TaskModel
-
-
-@dataclass
-class StrategyConfig:
-    top_layers: int | None = None  # train only the top N layers (+ pooler + head); 0 = head only; None = all
-    freeze_layers: int | None = None  # or: freeze the embeddings + the bottom K layers (0 = embeddings only)
-    train_pooler: bool = True  # with frozen layers, the pooler still trains with the head unless false
-    reinit_layers: int = 0  # re-initialise the top L layers with BERT's initialiser before training
-    reinit_pooler: bool = False  # also re-initialise the pooler
-    layer_lr_decay: float = 1.0  # ξ in (0, 1]: top layer ξ*lr, each layer below ξ times the one above
-    head_lr: float | None = None  # learning rate of the task head (default: train.lr)
-    bias_correction: bool = True  # false: Adam without bias correction (the original BERT optimiser)
-    cache_frozen: bool | Literal["auto"] = "auto"  # cache frozen-layer outputs; auto: >= 1 frozen layer and > 1 epoch
-    cache_dtype: Literal["fp32", "fp16"] = "fp32"  # fp16 halves the cache's memory (results then differ slightly)
-    cache_memory_mb: int = 2048  # a larger cache goes to a memory-mapped file in the run directory
 
 
 def frozen_layer_count(strategy: StrategyConfig, num_layers: int) -> int | None:
@@ -131,11 +112,11 @@ def format_counts(counts: dict[str, dict[str, int]]) -> list[str]:
 
 # ---- applying a strategy ----------------------------------------------------------------------------
 
-def apply_strategy(model: "TaskModel", strategy: StrategyConfig) -> int | None:
-    """Freeze and re-initialise blocks of `model` in place; attach the strategy for the optimiser.
+def apply_strategy(model: nn.Module, strategy: StrategyConfig) -> int | None:
+    """Freeze and re-initialise blocks of `model` (a TaskModel) in place.
 
-    Returns the number of frozen bottom layers (None when nothing is frozen). The strategy is kept as
-    `model.strategy`: `optim.build_optimizer` reads it to build the per-block learning rates.
+    Returns the number of frozen bottom layers (None when nothing is frozen). The per-block learning
+    rates are the optimiser's business: pass the same strategy to `optim.build_optimizer`.
     Re-initialisation draws from torch's global generator, so the run seed decides it.
     """
     encoder = model.encoder
@@ -159,7 +140,6 @@ def apply_strategy(model: "TaskModel", strategy: StrategyConfig) -> int | None:
             frozen_modules.append(encoder.pooler)
         for module in frozen_modules:
             module.requires_grad_(False)
-    model.strategy = strategy
     return frozen
 
 
