@@ -23,6 +23,13 @@ evaluation. Writes benchmarks/out/conll_ner.json.
 
     python benchmarks/conll_ner.py                  # full comparison (tens of minutes on 2 CPU cores)
     python benchmarks/conll_ner.py --quick          # smoke test, < 2 minutes
+
+`--decodings MODEL_DIR` instead scores one saved seqtune model (e.g. a run of
+configs/conll2003_ner.yaml) on the whole valid and test splits with task.decode=viterbi and
+task.decode=argmax, from the same model outputs, and counts the scheme's invalid transitions in each
+decoding's predictions. Writes benchmarks/out/conll_decoding.json.
+
+    python benchmarks/conll_ner.py --decodings runs/conll2003_ner-<stamp>/model
 """
 
 from __future__ import annotations
@@ -78,6 +85,37 @@ def run_seqtune(args) -> dict:
             "test_f1": test["f1"], "test_f1_conlleval": test["f1_conlleval"],
             "test_precision": test["precision"], "test_recall": test["recall"],
             "test_accuracy": test["accuracy"], "per_type_f1": {k: v["f1"] for k, v in test["per_type"].items()}}
+
+
+def compare_decodings(model_dir: str, out: Path) -> dict:
+    """Entity F1 of one saved model with viterbi and argmax decoding, on the full valid and test splits."""
+    import numpy as np
+
+    from seqtune.config import TrainConfig
+    from seqtune.inference import load_trained_model, resolve_runtime, run_outputs
+    from seqtune.tasks.token_metrics import allowed_transitions, invalid_transitions
+
+    task, model = load_trained_model(model_dir)
+    runtime = resolve_runtime(TrainConfig(device="cpu"))
+    masks = allowed_transitions(task.labels, task.scheme)
+    report = {"model": str(Path(model_dir).resolve()), "scheme": task.scheme, "splits": {}}
+    for split in ("valid", "test"):
+        dataset = task.encode(task.read(str(DATA / f"{split}.txt"), "dev"), "dev")
+        outputs = run_outputs(model, task, dataset, runtime)
+        rows = {"sentences": len(dataset.examples)}
+        for decode in ("viterbi", "argmax"):
+            task.options.decode = decode
+            metrics = task.metrics(outputs, dataset)
+            invalid = [invalid_transitions(np.asarray(p), *masks) for p in task.word_predictions(outputs, dataset)]
+            rows[decode] = {"f1": metrics["f1"], "f1_conlleval": metrics["f1_conlleval"],
+                            "precision": metrics["precision"], "recall": metrics["recall"],
+                            "accuracy": metrics["accuracy"], "invalid_transitions": sum(invalid),
+                            "sentences_with_invalid_transitions": sum(1 for n in invalid if n)}
+        report["splits"][split] = rows
+        print(split, json.dumps(rows), flush=True)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(report, indent=2) + "\n")
+    return report
 
 
 def run_hf(args, grouped: bool) -> dict:
@@ -168,10 +206,15 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="smoke test: 96 train / 100 test sentences, 1 epoch")
     parser.add_argument("--workdir", default=str(REPO / "benchmarks" / "out" / "conll_work"))
     parser.add_argument("--out", default=None, help="result JSON (default benchmarks/out/conll_ner[_quick].json)")
+    parser.add_argument("--decodings", metavar="MODEL_DIR",
+                        help="score a saved model with decode=viterbi and decode=argmax instead (see above)")
     parser.add_argument("--variant", help=argparse.SUPPRESS)  # internal: run one variant, print JSON
     parser.add_argument("--train-file", help=argparse.SUPPRESS)
     parser.add_argument("--test-file", help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.decodings:
+        compare_decodings(args.decodings, Path(args.out or REPO / "benchmarks" / "out" / "conll_decoding.json"))
+        return
     if args.variant:
         runner = {"seqtune": run_seqtune, "hf": lambda a: run_hf(a, False), "hf_grouped": lambda a: run_hf(a, True)}
         print("RESULT " + json.dumps(runner[args.variant](args)))

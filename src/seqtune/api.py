@@ -20,6 +20,10 @@ from seqtune.inference import (
     resolve_runtime,
     run_outputs,
 )
+from seqtune.tasks.token_task import TokenTask
+
+# Tasks whose predictions always carry per-label probabilities.
+PROBABILITY_TASKS = ("classification", "multilabel")
 
 
 class FineTunedModel:
@@ -31,8 +35,13 @@ class FineTunedModel:
         self.runtime = runtime
         self.batch_tokens = batch_tokens
 
-    def predict(self, inputs: list) -> list[dict]:
-        """Predictions for in-memory inputs (texts, text pairs, ... as the task takes them)."""
+    def predict(self, inputs: list, probabilities: bool = False) -> list[dict]:
+        """Predictions for in-memory inputs (texts, text pairs, ... as the task takes them).
+
+        `probabilities`: tagging and residues models also give each label's probability at every
+        word/residue, as {label: [p, ...]} aligned with the predicted labels (classification and
+        multi-label models always give theirs)."""
+        self._check_probabilities(probabilities)
         if isinstance(inputs, (str, bytes)) or type(inputs).__module__.startswith("pandas"):
             raise SeqtuneError(
                 f"predict takes a list of inputs, not a {type(inputs).__name__}: e.g. predict([text, ...])"
@@ -40,20 +49,32 @@ class FineTunedModel:
                    else ".")
             )
         examples = self.task.examples_from_inputs(list(inputs))
-        return self._predict_examples(examples)
+        return self._predict_examples(examples, probabilities)
 
-    def predict_file(self, path: str) -> list[dict]:
-        """Predictions for every record of a file in the task's input format (labels optional)."""
-        return self._predict_examples(self.task.read(str(path), "predict"))
+    def predict_file(self, path: str, probabilities: bool = False) -> list[dict]:
+        """Predictions for every record of a file in the task's input format (labels optional);
+        `probabilities` as in `predict`."""
+        self._check_probabilities(probabilities)
+        return self._predict_examples(self.task.read(str(path), "predict"), probabilities)
 
     def evaluate(self, path: str) -> dict:
         """Metrics on a labelled file."""
         dataset = self.task.encode(self.task.read(str(path), "test"), "test")
         return evaluate(self.model, self.task, dataset, self.runtime, self.batch_tokens)
 
-    def _predict_examples(self, examples: list) -> list[dict]:
+    def _check_probabilities(self, probabilities: bool) -> None:
+        if probabilities and not isinstance(self.task, TokenTask) and self.task.name not in PROBABILITY_TASKS:
+            raise SeqtuneError(
+                f"probabilities were asked for, but this is a {self.task.name} model, which has no per-label "
+                "probabilities: they are for tagging and residues models (classification and multi-label "
+                "models always write theirs). Leave out --probabilities / probabilities=True."
+            )
+
+    def _predict_examples(self, examples: list, probabilities: bool = False) -> list[dict]:
         dataset = self.task.encode(examples, "predict")
         outputs = run_outputs(self.model, self.task, dataset, self.runtime, self.batch_tokens)
+        if probabilities and isinstance(self.task, TokenTask):
+            return self.task.predictions(outputs, dataset, probabilities=True)
         return self.task.predictions(outputs, dataset)
 
 

@@ -11,7 +11,6 @@ commands, and anything else that serves or exports a model:
 
 from __future__ import annotations
 
-import json
 from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,6 +24,7 @@ from seqtune.errors import SeqtuneError
 from seqtune.models.checkpoint import (
     encoder_config_from_dir,
     load_encoder_state,
+    read_json_object,
     read_weights,
     split_checkpoint,
 )
@@ -121,7 +121,11 @@ def load_trained_model(path: str | Path, data_overrides: list[str] = ()) -> tupl
             f"{path} has no {SEQTUNE_FILE}: it is not a model saved by seqtune. To fine-tune a plain "
             "Hugging Face checkpoint, give it as model.path in a training config."
         )
-    meta = json.loads(meta_path.read_text(encoding="utf-8"))
+    meta = read_json_object(meta_path)
+    if not (isinstance(meta.get("task"), dict) and isinstance(meta["task"].get("type"), str)
+            and isinstance(meta.get("data"), dict) and "task_state" in meta):
+        raise SeqtuneError(f"{meta_path} is not valid: it needs the 'task' (with its 'type'), 'data' and "
+                           "'task_state' that seqtune saves with a model; save the model again.")
     cls = task_class(meta["task"]["type"])
     options = build_dataclass(cls.Options, meta["task"], "task")
     data_raw = {**meta["data"], "max_rows": None}  # a training-time row limit must not cut files given later

@@ -109,7 +109,11 @@ def wordpiece_from_vocab(vocab: dict[str, int], lowercase: bool) -> HFTokenizer:
 
 def read_vocab_file(path: Path) -> dict[str, int]:
     vocab: dict[str, int] = {}
-    for i, line in enumerate(path.read_text(encoding="utf-8").splitlines()):
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as e:
+        raise SeqtuneError(f"{path} is not a valid vocabulary: it is not UTF-8 text ({e}).") from None
+    for i, line in enumerate(text.splitlines()):
         token = line.rstrip("\n")
         if token in vocab:
             raise SeqtuneError(f"{path}:{i + 1}: token {token!r} appears twice in the vocabulary.")
@@ -123,18 +127,33 @@ def load_tokenizer(model_dir: str | Path) -> Tokenizer:
     if not model_dir.is_dir():
         raise SeqtuneError(f"model directory {str(model_dir)!r} does not exist.")
     config_path = model_dir / "tokenizer_config.json"
-    config = json.loads(config_path.read_text()) if config_path.is_file() else {}
+    config = _read_tokenizer_config(config_path) if config_path.is_file() else {}
     lowercase = bool(config.get("do_lower_case", True))
     max_len = config.get("model_max_length", 512)
     max_len = max_len if isinstance(max_len, int) and max_len < 1_000_000 else 512
     kind = config.get("seqtune_tokenizer_kind", "wordpiece")
     if (model_dir / "tokenizer.json").is_file():
-        backend = HFTokenizer.from_file(str(model_dir / "tokenizer.json"))
+        try:
+            backend = HFTokenizer.from_file(str(model_dir / "tokenizer.json"))
+        except Exception as e:  # noqa: BLE001 - the tokenizers library raises a bare Exception for a bad file
+            raise SeqtuneError(f"{model_dir / 'tokenizer.json'} is incomplete or not a valid tokenizer file "
+                               f"({e}); copy or download it again.") from None
     elif (model_dir / "vocab.txt").is_file():
         backend = wordpiece_from_vocab(read_vocab_file(model_dir / "vocab.txt"), lowercase)
     else:
         raise SeqtuneError(f"{model_dir} has no tokenizer: expected tokenizer.json or vocab.txt.")
     return Tokenizer(backend, lowercase=lowercase, model_max_length=max_len, kind=kind)
+
+
+def _read_tokenizer_config(path: Path) -> dict:
+    try:
+        config = json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise SeqtuneError(f"{path} is incomplete or not valid JSON ({e}); the file may have been cut "
+                           "short by an interrupted copy or download: copy or download it again.") from None
+    if not isinstance(config, dict):
+        raise SeqtuneError(f"{path} is not valid here: it holds a JSON {type(config).__name__}, not an object.")
+    return config
 
 
 def check_vocab_fits(tokenizer: Tokenizer, vocab_size: int, source: str) -> None:

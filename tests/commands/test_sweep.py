@@ -80,7 +80,7 @@ def fake_runs(monkeypatch, values):
     def run_one(config_path, overrides):
         value = next(values)
         return {"metric": "accuracy", "value": value, "wall_seconds": 0.1, "run_dir": "",
-                "error": "" if value is not None else "diverged"}
+                "error": "" if value is not None else "diverged", "diverged": value is None}
     monkeypatch.setattr(sweep, "run_one", run_one)
 
 
@@ -105,9 +105,40 @@ def test_a_diverged_run_is_recognised_by_its_exception_type(sweep_files, tmp_pat
     assert list(csv.DictReader((tmp_path / "s" / "summary.csv").open()))[0]["failed"] == "2"
 
     def bad_input(cfg):
-        raise SeqtuneError("the training loss became a bad file")  # any other error stops the sweep
+        raise SeqtuneError("the training loss became a bad file")  # any other error: recorded, exit 2
     monkeypatch.setattr(seqtune.training.setup, "train_from_config", bad_input)
     assert main(["sweep", str(sweep_files), "--seeds", "2", "--output", str(tmp_path / "t")]) == 2
+    runs = list(csv.DictReader((tmp_path / "t" / "runs.csv").open()))
+    assert [r["error"] for r in runs] == ["the training loss became a bad file"] * 2
+
+
+def test_an_error_in_one_grid_point_does_not_stop_the_others(sweep_files, tmp_path, monkeypatch, capsys):
+    import seqtune.training.setup
+
+    real_train = seqtune.training.setup.train_from_config
+
+    def train(cfg):
+        if cfg.train.lr == 0.5:
+            raise SeqtuneError("this point cannot run")
+        if cfg.train.lr == 0.25:
+            raise RuntimeError("CUDA out of memory")  # not a SeqtuneError: recorded all the same
+        return real_train(cfg)
+    monkeypatch.setattr(seqtune.training.setup, "train_from_config", train)
+    out = tmp_path / "s"
+    assert main(["sweep", str(sweep_files), "--seeds", "1", "--output", str(out),
+                 "--set", "train.lr=0.5,1e-3,0.25"]) == 2
+    runs = list(csv.DictReader((out / "runs.csv").open()))
+    assert [r["train.lr"] for r in runs] == ["0.5", "1e-3", "0.25"]
+    assert runs[0]["error"] == "this point cannot run" and runs[0]["value"] == ""
+    assert runs[1]["error"] == "" and 0 <= float(runs[1]["value"]) <= 1 and Path(runs[1]["run_dir"]).is_dir()
+    assert runs[2]["error"] == "RuntimeError: CUDA out of memory"
+    summary = list(csv.DictReader((out / "summary.csv").open()))
+    assert [r["error"] for r in summary] == ["this point cannot run", "", "RuntimeError: CUDA out of memory"]
+    assert [r["failed"] for r in summary] == ["1", str(int(float(runs[1]["value"]) <= 8 / 12 + 1e-12)), "1"]
+    assert "- train.lr=0.5: this point cannot run" in (out / "summary.md").read_text()
+    err = capsys.readouterr().err
+    assert "2 of 3 runs stopped with an error" in err
+    assert [p.name for p in out.iterdir() if p.is_dir()] == [Path(runs[1]["run_dir"]).name]
 
 
 def test_model_keeper_keeps_the_best_run_of_each_grid_point(tmp_path):
@@ -179,10 +210,38 @@ def test_sweep_keep_models_none(sweep_files, tmp_path):
     assert not (Path(run["run_dir"]) / "model").exists()
 
 
-def test_sweep_rejects_a_bad_grid_value_before_training(sweep_files, tmp_path):
-    code = main(["sweep", str(sweep_files), "--output", str(tmp_path / "s"), "--set", "strategy.top_layers=0,x"])
+def test_a_grid_value_that_fails_validation_is_recorded_and_the_others_run(sweep_files, tmp_path, capsys):
+    out = tmp_path / "s"
+    code = main(["sweep", str(sweep_files), "--seeds", "1", "--output", str(out),
+                 "--set", "strategy.top_layers=x,0", "--set", "train.epochs=1,-2"])
     assert code == 2
+    runs = list(csv.DictReader((out / "runs.csv").open()))
+    assert [(r["strategy.top_layers"], r["train.epochs"]) for r in runs] == [("x", "1"), ("x", "-2"), ("0", "1"),
+                                                                              ("0", "-2")]
+    assert "strategy.top_layers: expected int" in runs[0]["error"] and runs[0]["wall_seconds"] == "0.0"
+    assert "train.epochs: -2 is out of range; it must be > 0" in runs[3]["error"]
+    assert runs[2]["error"] == "" and 0 <= float(runs[2]["value"]) <= 1
+    summary = list(csv.DictReader((out / "summary.csv").open()))
+    assert [bool(r["error"]) for r in summary] == [True, True, False, True]
+    assert "Errors (runs that stopped with an error" in (out / "summary.md").read_text()
+    assert "3 of 4 runs stopped with an error" in capsys.readouterr().err
+
+
+def test_a_bad_fixed_value_stops_the_sweep_before_anything_is_created(sweep_files, tmp_path, capsys):
+    code = main(["sweep", str(sweep_files), "--output", str(tmp_path / "s"), "--set", "train.lr=-1"])
+    assert code == 2 and "train.lr: -1 is out of range" in capsys.readouterr().err
     assert not (tmp_path / "s").exists()
+
+
+def test_grid_values_with_odd_characters_give_valid_run_names(sweep_files, tmp_path, monkeypatch):
+    names = []
+    monkeypatch.setattr(sweep, "run_one", lambda config, overrides: names.append(overrides[-1]) or
+                        {"metric": "accuracy", "value": 0.9, "wall_seconds": 0.1, "run_dir": "", "error": ""})
+    assert main(["sweep", str(sweep_files), "--seeds", "1", "--output", str(tmp_path / "s"),
+                 "--set", "task.labels=['0','1'],['1','0']", "--set", "data.max_rows=20"]) == 0
+    assert names == ["name=task.labels-0-1_seed-42", "name=task.labels-1-0_seed-42"]
+    for n in names:
+        load_config(sweep_files, [n])  # a valid run name
 
 
 def test_plot_is_skipped_with_a_message_without_matplotlib(tmp_path, monkeypatch, capsys):

@@ -121,7 +121,8 @@ def test_byte_order_mark_corpora(tmp_path, compress):
 
 def test_bad_bytes_and_bad_gzip_are_clear_errors(tmp_path):
     (tmp_path / "t.tsv").write_bytes(b"text\tlabel\n\xff\xfe\t1\n")
-    with pytest.raises(SeqtuneError, match="t.tsv: not UTF-8 text"):
+    with pytest.raises(SeqtuneError, match=r"t.tsv:2: not UTF-8 text: byte 0xFF at position 1 of line 2 "
+                                           r"\(file offset 11\)"):
         read_table(str(tmp_path / "t.tsv"))
     (tmp_path / "t.conll.gz").write_bytes(b"EU B-ORG\n")
     with pytest.raises(SeqtuneError, match="t.conll.gz: not a readable gzip file"):

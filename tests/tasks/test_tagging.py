@@ -15,7 +15,7 @@ from seqtune.config import DataConfig
 from seqtune.data.readers.conll import TaggedSentence
 from seqtune.errors import SeqtuneError
 from seqtune.tasks.tagging import TaggingOptions, TaggingTask, align_words, order_tags
-from seqtune.tasks.token_metrics import detect_scheme
+from seqtune.tasks.token_metrics import allowed_transitions, detect_scheme, invalid_transitions
 from seqtune.tasks.windows import IGNORE_INDEX
 from seqtune.tokenization import load_tokenizer
 
@@ -97,7 +97,7 @@ def test_metrics_agree_with_seqeval_on_wrong_predictions(minilm_tokenizer):
     from seqeval.metrics import f1_score
     from seqeval.scheme import IOB2
 
-    task = make_task(minilm_tokenizer)
+    task = make_task(minilm_tokenizer, decode="argmax")  # viterbi would not predict the invalid start
     task.fit(SENTENCES)
     ds = task.encode(SENTENCES, "dev")
     outputs = oracle_outputs(task, ds)
@@ -114,6 +114,73 @@ def test_metrics_agree_with_seqeval_on_wrong_predictions(minilm_tokenizer):
     assert metrics["accuracy"] == pytest.approx(10 / 12)
     matrix = np.asarray(metrics["confusion_matrix"]["matrix"])
     assert matrix.sum() == 12 and np.trace(matrix) == 10
+
+
+def invalid_outputs(task: TaggingTask, dataset) -> list[np.ndarray]:
+    """Oracle logits, but sentence 0 scores "I-PER I-PER O B-LOC I-PER" (gold: B-PER I-PER O B-LOC O):
+    the first I-PER may not start a sentence, the last may not follow B-LOC."""
+    changed = {0: {"I-PER": 1.0}, 4: {"I-PER": 1.0, "O": 0.5}}  # word -> logits (others 0)
+    outputs = oracle_outputs(task, dataset)
+    for feature, logits in zip(dataset.features, outputs):
+        if feature["example_index"] != 0:
+            continue
+        for word, scores in changed.items():
+            position = dataset.word_starts[0][word] - feature["span"][0]
+            if 0 <= position < len(logits):  # every window that holds the word
+                logits[position] = 0.0
+                for tag, value in scores.items():
+                    logits[position, task.label_to_id[tag]] = value
+    return outputs
+
+
+@pytest.mark.parametrize("max_length", [128, 5])
+def test_viterbi_decoding_gives_valid_tags_in_predictions_and_metrics(minilm_tokenizer, max_length):
+    gold = [s.tags for s in SENTENCES]
+    argmax_task = make_task(minilm_tokenizer, max_length=max_length, decode="argmax")
+    argmax_task.fit(SENTENCES)
+    ds = argmax_task.encode(SENTENCES, "dev")
+    outputs = invalid_outputs(argmax_task, ds)
+    assert argmax_task.predictions(outputs, ds)[0]["tags"] == ["I-PER", "I-PER", "O", "B-LOC", "I-PER"]
+    assert argmax_task.metrics(outputs, ds)["f1"] < 1.0
+
+    task = make_task(minilm_tokenizer, max_length=max_length)  # decode: viterbi, the default
+    task.fit(SENTENCES)
+    assert task.options.decode == "viterbi"
+    assert [p["tags"] for p in task.predictions(outputs, ds)] == gold
+    metrics = task.metrics(outputs, ds)
+    assert metrics["f1"] == 1.0 and metrics["accuracy"] == 1.0
+
+
+@pytest.mark.parametrize("max_length", [128, 5])
+def test_decode_argmax_keeps_each_words_best_tag(minilm_tokenizer, max_length):
+    rng = np.random.default_rng(0)
+    tasks = {}
+    for decode in ("argmax", "viterbi"):
+        tasks[decode] = make_task(minilm_tokenizer, max_length=max_length, window_stride=2, decode=decode)
+        tasks[decode].fit(SENTENCES)
+    ds = tasks["argmax"].encode(SENTENCES, "dev")
+    outputs = [rng.normal(size=(len(f["input_ids"]) - 2, len(tasks["argmax"].labels))) * 3 for f in ds.features]
+    merged = tasks["argmax"].example_outputs(outputs, ds)
+    expected = [logits[starts].argmax(-1) for logits, starts in zip(merged, ds.word_starts)]
+    labels = tasks["argmax"].labels
+    masks = allowed_transitions(labels, "IOB2")
+    found = {}
+    for decode, task in tasks.items():
+        tags = [p["tags"] for p in task.predictions(outputs, ds)]
+        found[decode] = sum(invalid_transitions(np.array([labels.index(t) for t in s]), *masks) for s in tags)
+        if decode == "argmax":
+            assert tags == [[labels[i] for i in e] for e in expected]
+    assert found["argmax"] > 0 and found["viterbi"] == 0
+
+
+def test_pos_tags_are_decoded_word_by_word(minilm_tokenizer):
+    sentences = [TaggedSentence(["EU", "rejects", "German", "call"], ["NNP", "VBZ", "JJ", "NN"], "t:1")]
+    task = make_task(minilm_tokenizer)  # decode: viterbi, but scheme "none" has no transitions to check
+    task.fit(sentences)
+    ds = task.encode(sentences, "dev")
+    outputs = [np.random.default_rng(1).normal(size=(len(f["input_ids"]) - 2, len(task.labels))) for f in ds.features]
+    (merged,) = task.example_outputs(outputs, ds)
+    assert task.predictions(outputs, ds)[0]["tags"] == [task.labels[i] for i in merged[ds.word_starts[0]].argmax(-1)]
 
 
 @pytest.mark.parametrize("tags, scheme", [
@@ -182,6 +249,24 @@ def test_saved_model_loads_in_transformers_with_same_logits(tiny_checkpoint, tmp
         theirs = hf(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
     torch.testing.assert_close(ours, theirs, atol=1e-5, rtol=1e-4)
     assert hf.config.id2label[task.label_to_id["B-MISC"]] == "B-MISC"
+
+
+@pytest.mark.parametrize("decode", ["argmax", "viterbi"])
+def test_saved_model_keeps_its_decoding(tiny_checkpoint, tmp_path, decode):
+    from seqtune.inference import load_trained_model
+    from seqtune.models.task_model import model_for_finetuning, save_model
+
+    tokenizer = load_tokenizer(tiny_checkpoint)
+    task = make_task(tokenizer, decode=decode)
+    task.fit(SENTENCES)
+    model, _ = model_for_finetuning(str(tiny_checkpoint), task)
+    save_model(tmp_path / "model", model, task, tokenizer)
+    assert json.loads((tmp_path / "model" / "seqtune.json").read_text())["task"]["decode"] == decode
+    loaded, _ = load_trained_model(tmp_path / "model")
+    assert loaded.options.decode == decode and loaded.scheme == "IOB2"
+    ds = loaded.encode(SENTENCES, "dev")
+    first = loaded.predictions(invalid_outputs(loaded, ds), ds)[0]["tags"]
+    assert first == (SENTENCES[0].tags if decode == "viterbi" else ["I-PER", "I-PER", "O", "B-LOC", "I-PER"])
 
 
 # ---- end to end through the CLI, on generated data ----------------------------------------------

@@ -17,6 +17,10 @@ def add_parser(subparsers):
     p.add_argument("input", help="file to predict (same columns/format as the training data)")
     p.add_argument("--output", "-o", help="output JSONL file (default: stdout)")
     p.add_argument("--device", default="auto", help="cpu, cuda or auto (default: auto)")
+    p.add_argument("--probabilities", action="store_true",
+                   help="tagging and residues: also write each label's probability at every word/residue, "
+                        "as \"probabilities\": {label: [p, ...]} aligned with the predicted labels "
+                        "(classification always writes its probabilities)")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="data.KEY=VALUE",
                    help="read INPUT with other data settings than the training files, e.g. "
                         "--set data.text_column=sentence --set data.header=false (repeatable)")
@@ -27,7 +31,7 @@ def run(args) -> int:
     from seqtune.api import load
 
     model = load(args.model_dir, device=args.device, data_overrides=args.overrides)
-    records = model.predict_file(args.input)
+    records = model.predict_file(args.input, probabilities=args.probabilities)
     out = open(args.output, "w", encoding="utf-8") if args.output else sys.stdout
     try:
         for record in records:

@@ -12,6 +12,11 @@ scores exactly such a constant predictor's value, so it always counts as failed.
 computed through the real task pipeline (a head that outputs a constant); tasks without class labels
 (regression, QA) and lower-is-better metrics have none, and --baseline sets it by hand.
 
+A run that fails with an error (a grid value out of its range, a file the run cannot read, out of
+memory, ...) does not stop the sweep: the other runs go on, runs.csv records the error of that run
+and summary.csv/summary.md that of its grid point, and the sweep exits with status 2 at the end. A
+diverged run is a failed run of the study, not an error (exit status 0).
+
 Models: every run trains in its own run directory inside the sweep directory. --keep-models best
 (the default) keeps model/ only for the best run of each grid point and deletes the others' as soon
 as a better run is read; none deletes every model/ once its metric is read; all keeps them all.
@@ -19,8 +24,8 @@ Everything else of a run (config.yaml, log.txt, metrics.jsonl, results.json) is 
 
 Writes, into the sweep directory:
 
-    runs.csv     one line per run (grid values, seed, metric, wall time, run directory, model kept)
-    summary.csv  one line per grid point          summary.md  the same as a Markdown table
+    runs.csv     one line per run (grid values, seed, metric, wall time, run directory, error, model kept)
+    summary.csv  one line per grid point (with its first error)   summary.md  the same as a Markdown table
     summary.png  metric per grid point with error bars (needs matplotlib: pip install seqtune[plot])
 """
 
@@ -34,6 +39,7 @@ import math
 import shutil
 import sys
 import time
+import traceback
 from pathlib import Path
 
 import numpy as np
@@ -171,21 +177,36 @@ def chance_level(cfg) -> float | None:
 # ---- running ------------------------------------------------------------------------------------
 
 def run_one(config_path, overrides: list[str]) -> dict:
-    """Train once; returns the best dev metric, its name and the wall time (diverged: value None)."""
+    """Train once; returns the best dev metric, its name and the wall time. A run that diverged or
+    failed with an error has value None and its message under "error"; "diverged" tells which."""
     from seqtune.config import load_config
     from seqtune.training.setup import train_from_config
 
-    cfg = load_config(config_path, overrides)
     start = time.perf_counter()
-    try:
-        run_dir = train_from_config(cfg)
-    except TrainingDiverged as e:
+
+    def failed(message: str, diverged: bool) -> dict:
         return {"metric": None, "value": None, "wall_seconds": round(time.perf_counter() - start, 2),
-                "run_dir": "", "error": str(e)}
+                "run_dir": "", "error": message, "diverged": diverged}
+
+    try:
+        run_dir = train_from_config(load_config(config_path, overrides))
+    except TrainingDiverged as e:
+        return failed(str(e), diverged=True)
+    except SeqtuneError as e:
+        return failed(str(e), diverged=False)
+    except Exception as e:  # noqa: BLE001 - out of memory, a bug: the traceback is shown, the sweep goes on
+        traceback.print_exc()
+        return failed(f"{type(e).__name__}: {e}", diverged=False)
     results = json.loads((run_dir / "results.json").read_text())
     best = results["train"]["best"] or {}
     return {"metric": best.get("metric"), "value": best.get("value"),
-            "wall_seconds": round(time.perf_counter() - start, 2), "run_dir": str(run_dir), "error": ""}
+            "wall_seconds": round(time.perf_counter() - start, 2), "run_dir": str(run_dir), "error": "",
+            "diverged": False}
+
+
+def is_error(run: dict) -> bool:
+    """A run that failed with an error (not one that diverged: that is a result of the study)."""
+    return bool(run.get("error")) and not run.get("diverged")
 
 
 def remove_model(run: dict) -> None:
@@ -246,7 +267,10 @@ def markdown_table(rows: list[dict], keys: list[str], metric: str, baseline: flo
         cells = [*(str(r[k]) for k in keys), str(r["runs"]), f"{r['mean']:.4f} ± {r['std']:.4f}",
                  f"{r['min']:.4f}", f"{r['max']:.4f}", str(r["failed"]), f"{r['wall_seconds']:.1f}"]
         lines.append("| " + " | ".join(cells) + " |")
-    return "\n".join(lines) + "\n\n" + failure_note(rows, metric, baseline) + "\n"
+    errors = [f"- {', '.join(f'{k}={r[k]}' for k in keys) or 'all runs'}: {r['error']}" for r in rows if r.get("error")]
+    notes = failure_note(rows, metric, baseline) + ("\n\nErrors (runs that stopped with an error, counted as "
+                                                      "failed):\n" + "\n".join(errors) if errors else "")
+    return "\n".join(lines) + "\n\n" + notes + "\n"
 
 
 def failure_note(rows: list[dict], metric: str, baseline: float | None) -> str:
@@ -304,23 +328,44 @@ def higher_is_better(cfg, metric: str | None) -> bool:
 
 
 def run(args) -> int:
-    from seqtune.config import load_config
+    from seqtune.config import load_config, safe_run_name
+    from seqtune.training.run_dir import writing
 
     if args.seeds < 1:
         raise SeqtuneError("--seeds must be at least 1.")
     fixed, keys, points = expand_grid(args.overrides)
-    base = load_config(args.config, fixed)
-    configs = [load_config(args.config, fixed + point) for point in points]  # check all before training
+    base = load_config(args.config, fixed)  # an error here is one for every run: the sweep stops
+    # Every grid point is checked before training; a point that is not valid is recorded, not fatal.
+    configs, point_errors = [], []
+    for point in points:
+        try:
+            configs.append(load_config(args.config, fixed + point))
+            point_errors.append("")
+        except SeqtuneError as e:
+            configs.append(None)
+            point_errors.append(str(e))
+            print(f"sweep: {', '.join(point)}: {e}", file=sys.stderr)
     out = Path(args.output) if args.output else \
         Path(base.output_dir) / f"{base.name or base.task.type}-sweep-{time.strftime('%Y%m%d-%H%M%S')}"
-    out.mkdir(parents=True, exist_ok=True)
+    if out.exists() and not out.is_dir():
+        raise SeqtuneError(f"--output {str(out)!r} is a file, not a directory.")
+    with writing(out):
+        out.mkdir(parents=True, exist_ok=True)
     # One failure threshold per distinct task/data/model/metric (a grid over data.* or task.* changes it).
     thresholds: dict[str, float | None] = {}
     baselines = []
-    for cfg in configs:
+    for p, cfg in enumerate(configs):
+        if cfg is None:
+            baselines.append(None)
+            continue
         what = json.dumps([repr(cfg.task), repr(cfg.data), cfg.model.path, cfg.train.metric])
         if what not in thresholds:
-            thresholds[what] = args.baseline if args.baseline is not None else chance_level(cfg)
+            try:
+                thresholds[what] = args.baseline if args.baseline is not None else chance_level(cfg)
+            except SeqtuneError as e:  # the dev set or the model of this point cannot be read
+                thresholds[what] = None
+                point_errors[p] = str(e)
+                print(f"sweep: {', '.join(points[p])}: {e}", file=sys.stderr)
         baselines.append(thresholds[what])
     keeper = ModelKeeper(args.keep_models)
     seeds = [base.train.seed + i for i in range(args.seeds)]
@@ -330,11 +375,17 @@ def run(args) -> int:
     runs, metric = [], None
     for p, point in enumerate(points):
         for seed in seeds:
-            name = "_".join(t.replace("=", "-").replace("/", "-") for t in point) or "run"
+            name = safe_run_name("_".join(safe_run_name(t) or "" for t in point)[:180]) or "run"
             overrides = fixed + point + [f"train.seed={seed}", f"output_dir={out}", f"name={name}_seed-{seed}"]
             before = {d for d in out.iterdir() if d.is_dir()}
-            result = run_one(args.config, overrides)
-            if not result["run_dir"]:  # diverged: the run directory it had made, and maybe a model/
+            if point_errors[p]:  # not valid: recorded for every seed, nothing trained
+                result = {"metric": None, "value": None, "wall_seconds": 0.0, "run_dir": "",
+                          "error": point_errors[p], "diverged": False}
+            else:
+                result = run_one(args.config, overrides)
+                if is_error(result):
+                    print(f"sweep: {', '.join(point) or 'run'}, seed {seed}: {result['error']}", file=sys.stderr)
+            if not result["run_dir"]:  # failed: the run directory it kept (one with a saved model/), if any
                 made = sorted(d for d in out.iterdir() if d.is_dir() and d not in before)
                 result["run_dir"] = str(made[0]) if made else ""
             metric = metric or result["metric"]
@@ -342,7 +393,8 @@ def run(args) -> int:
             run_row = {"point": p, **dict(zip(keys, point_values(point))), "seed": seed, **result,
                        "model": str(model_dir) if model_dir is not None and model_dir.is_dir() else ""}
             runs.append(run_row)
-            keeper.add(run_row, higher_is_better(configs[p], result["metric"]))
+            if configs[p] is not None:
+                keeper.add(run_row, higher_is_better(configs[p], result["metric"]))
             write_csv(out / "runs.csv", runs)  # after every run: a long sweep can be inspected while it runs
     metric = metric or base.train.metric or "metric"
 
@@ -351,7 +403,8 @@ def run(args) -> int:
         members = [r for r in runs if r["point"] == p]
         rows.append({"point": p, **dict(zip(keys, point_values(point))),
                      **summarise([r["value"] for r in members], baselines[p]), "baseline": baselines[p],
-                     "wall_seconds": float(np.mean([r["wall_seconds"] for r in members]))})
+                     "wall_seconds": float(np.mean([r["wall_seconds"] for r in members])),
+                     "error": next((r["error"] for r in members if is_error(r)), "")})
     write_csv(out / "summary.csv", [{k: v for k, v in r.items() if k != "point"} for r in rows])
     baseline = baselines[0] if len(set(baselines)) == 1 else None  # one line in the table and plot
     table = markdown_table(rows, keys, metric, baseline)
@@ -359,4 +412,9 @@ def run(args) -> int:
     plot(out / "summary.png", rows, runs, keys, metric, baseline)
     print(table)
     print(out)
+    errors = [r for r in runs if is_error(r)]
+    if errors:
+        print(f"sweep: {len(errors)} of {len(runs)} runs stopped with an error (the error column of "
+              f"{out / 'runs.csv'}); the first: {errors[0]['error']}", file=sys.stderr)
+        return 2
     return 0

@@ -13,16 +13,30 @@ Loading is strict: an encoder weight that is missing or left over is an error th
 from __future__ import annotations
 
 import json
+import os
+import pickle
+import re
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
+from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
 from seqtune.errors import SeqtuneError
 from seqtune.models.encoder import EncoderConfig
 
 WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin")
+# What read_weights looks for, in this order: safetensors before pickled PyTorch, one file before shards.
+WEIGHT_CANDIDATES = ("model.safetensors", "model.safetensors.index.json", "pytorch_model.bin",
+                     "pytorch_model.bin.index.json")
+CONVERT_ADVICE = (
+    "Convert it to safetensors in an environment where you trust its source: load it there and save "
+    "the model's tensors with safetensors (safetensors.torch.save_file(state_dict, \"model.safetensors\"), "
+    "or transformers' save_pretrained(directory, safe_serialization=True)); then give seqtune the "
+    "directory with model.safetensors."
+)
 
 # Hugging Face name (inside encoder.layer.N.) -> our name (inside layers.N.)
 LAYER_KEYS = {
@@ -53,21 +67,29 @@ def read_config(model_dir: str | Path) -> dict:
             f"{model_dir} has no config.json; a Hugging Face checkpoint directory needs config.json, "
             f"weights ({' or '.join(WEIGHT_FILES)}) and tokenizer files."
         )
+    return read_json_object(path)
+
+
+def read_json_object(path: Path) -> dict:
+    """A JSON file that must hold one object; a cut-short, corrupt or non-object file is a SeqtuneError."""
     try:
-        return json.loads(path.read_text())
-    except json.JSONDecodeError as e:
-        raise SeqtuneError(f"{path} is not valid JSON: {e}") from None
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise SeqtuneError(f"{path} is incomplete or not valid JSON ({e}); the file may have been cut "
+                           "short by an interrupted copy or download: copy or download it again.") from None
+    if not isinstance(data, dict):
+        raise SeqtuneError(f"{path} is not valid here: it holds a JSON {type(data).__name__}, not an object.")
+    return data
 
 
 def read_weights(model_dir: str | Path) -> dict[str, torch.Tensor]:
     """All weights of a checkpoint directory, by Hugging Face name: one file, or the shards that an
     index (`model.safetensors.index.json` / `pytorch_model.bin.index.json`) lists."""
     model_dir = Path(model_dir)
-    for name in WEIGHT_FILES:
+    for name in WEIGHT_CANDIDATES:
         if (model_dir / name).is_file():
-            return _read_weight_file(model_dir / name)
-        if (model_dir / f"{name}.index.json").is_file():
-            return _read_shards(model_dir / f"{name}.index.json")
+            read = _read_shards if name.endswith(".index.json") else _read_weight_file
+            return read(model_dir / name)
     raise SeqtuneError(
         f"{model_dir} has no weights: expected one of {', '.join(WEIGHT_FILES)}, or a sharded "
         f"checkpoint's {WEIGHT_FILES[0]}.index.json with its shards."
@@ -76,18 +98,58 @@ def read_weights(model_dir: str | Path) -> dict[str, torch.Tensor]:
 
 def _read_weight_file(path: Path) -> dict[str, torch.Tensor]:
     if path.name.endswith(".safetensors"):
-        return load_file(path)
-    return torch.load(path, map_location="cpu", weights_only=True)
+        try:
+            return load_file(path)
+        except SafetensorError as e:
+            raise SeqtuneError(f"{path} is incomplete or not a valid safetensors file ({e}); the file may "
+                               "have been cut short by an interrupted copy or download: copy or download "
+                               "it again.") from None
+    return _read_pickled_weights(path)
+
+
+def _read_pickled_weights(path: Path) -> dict[str, torch.Tensor]:
+    """A `torch.save`d state dict, unpickled with `weights_only=True`: tensors (in dicts) only, never
+    other Python objects, whose unpickling can run code."""
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as e:
+        found = re.search(r"Unsupported global: GLOBAL ([\w.]+)", str(e))
+        if found and not _truncated_name(found.group(1)):
+            raise SeqtuneError(
+                f"{path} holds Python objects besides tensors (a pickled {found.group(1)}), and seqtune "
+                f"does not unpickle objects, which can run code. {CONVERT_ADVICE}"
+            ) from None
+        raise SeqtuneError(f"{path} is incomplete or not a PyTorch weights file (torch.load cannot read "
+                           "it); copy or download it again.") from None
+    except PermissionError:
+        raise
+    except Exception as e:  # noqa: BLE001 - a cut-off or foreign file fails anywhere in torch.load
+        reason = str(e).split(". ")[0].strip()
+        raise SeqtuneError(f"{path} is incomplete or not a PyTorch weights file (torch.load: "
+                           f"{type(e).__name__}{': ' + reason if reason else ''}); copy or download it "
+                           "again.") from None
+    others = [k for k, v in state.items() if not isinstance(v, torch.Tensor)] if isinstance(state, dict) else None
+    if others is None or others:
+        what = (f"its entries {', '.join(map(repr, others[:5]))} are not tensors" if others else
+                f"it holds a {type(state).__name__}, not a dict of tensors")
+        raise SeqtuneError(f"{path} is not a state dict of weights: {what} (a training checkpoint "
+                           f"rather than model weights?). {CONVERT_ADVICE}")
+    return state
+
+
+def _truncated_name(name: str) -> bool:
+    """A global that names a loaded module but not one of its attributes: a pickle cut off mid-name."""
+    module, _, attribute = name.rpartition(".")
+    return module in sys.modules and not hasattr(sys.modules[module], attribute)
 
 
 def _read_shards(index_path: Path) -> dict[str, torch.Tensor]:
     """The shards named by a Hugging Face index's `weight_map` ({weight name: shard file}), merged;
     a missing shard or a weight that is not in the shard the index names is an error."""
-    try:
-        weight_map = json.loads(index_path.read_text())["weight_map"]
-    except (json.JSONDecodeError, KeyError, TypeError) as e:
-        raise SeqtuneError(f"{index_path} is not a checkpoint index (a JSON object with a "
-                           f"'weight_map'): {e}") from None
+    weight_map = read_json_object(index_path).get("weight_map")
+    if not isinstance(weight_map, dict) or not all(isinstance(v, str) for v in weight_map.values()):
+        raise SeqtuneError(f"{index_path} is not a checkpoint index: it needs a 'weight_map' object "
+                           "{weight name: shard file}.")
     state: dict[str, torch.Tensor] = {}
     for shard in sorted(set(weight_map.values())):
         path = index_path.parent / shard
@@ -252,6 +314,21 @@ def encoder_config_from_dir(model_dir: str | Path) -> EncoderConfig:
 
 def save_weights(path: Path, state: dict[str, torch.Tensor]) -> None:
     save_file({k: v.detach().contiguous().cpu() for k, v in state.items()}, str(path))
+    # save_file creates the file with mode 0600; give it the mode of every other file we write.
+    os.chmod(path, 0o666 & ~current_umask())
+
+
+def current_umask() -> int:
+    """The process's umask, read without changing it where Linux shows it (/proc/self/status)."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("Umask:"):
+                return int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass
+    mask = os.umask(0o022)  # elsewhere: set and restore at once
+    os.umask(mask)
+    return mask
 
 
 def write_json(path: Path, data: dict) -> None:

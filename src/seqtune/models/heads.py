@@ -101,6 +101,60 @@ class TokenHead(Head):
         return self.classifier(self.dropout(hidden))
 
 
+ACTIVATIONS = {"gelu": nn.GELU, "relu": nn.ReLU, "tanh": nn.Tanh}
+
+
+class MLPTokenHead(Head):
+    """Two layers on every position: linear(H, hidden) -> activation -> dropout -> linear(hidden, labels).
+
+    Keys `mlp_dense.*`, `mlp_out.*`: not `BertForTokenClassification`'s, so `transformers` loads only
+    the encoder of a model saved with this head."""
+
+    def __init__(self, cfg: EncoderConfig, num_labels: int, hidden: int | None = None,
+                 activation: str = "gelu", dropout: float | None = None):
+        super().__init__()
+        width = hidden or cfg.hidden_size
+        self.mlp_dense = nn.Linear(cfg.hidden_size, width)
+        self.activation = ACTIVATIONS[activation]()
+        self.dropout = nn.Dropout(cfg.hidden_dropout_prob if dropout is None else dropout)
+        self.mlp_out = nn.Linear(width, num_labels)
+        init_linear_layers(self, cfg.initializer_range)
+
+    def forward(self, hidden: torch.Tensor, attention_mask: torch.Tensor, pooler: Pooler | None = None) -> torch.Tensor:
+        return self.mlp_out(self.dropout(self.activation(self.mlp_dense(hidden))))
+
+
+class ConvTokenHead(Head):
+    """1-D convolutions along the sequence, then a linear layer per position (as ProtTrans' secondary-
+    structure CNN): `layers` x [Conv1d(channels, kernel, "same" padding) -> activation -> dropout] ->
+    linear(channels, labels). Each position sees `kernel` neighbours per layer.
+
+    Padding positions are zeroed before every convolution, so a sequence gets the same outputs
+    whatever it is padded to in a batch (the zero padding of "same" convolutions at its real ends
+    included). [CLS] and [SEP] are real positions and feed their neighbours. Keys `conv_layers.<i>.*`,
+    `conv_out.*`: `transformers` loads only the encoder of a model saved with this head."""
+
+    def __init__(self, cfg: EncoderConfig, num_labels: int, channels: int | None = None, kernel: int = 7,
+                 layers: int = 1, activation: str = "gelu", dropout: float | None = None):
+        super().__init__()
+        channels = channels or 32
+        self.conv_layers = nn.ModuleList(
+            nn.Conv1d(cfg.hidden_size if i == 0 else channels, channels, kernel, padding="same")
+            for i in range(layers)
+        )
+        self.activation = ACTIVATIONS[activation]()
+        self.dropout = nn.Dropout(cfg.hidden_dropout_prob if dropout is None else dropout)
+        self.conv_out = nn.Linear(channels, num_labels)
+        init_linear_layers(self, cfg.initializer_range)  # the linear layer; convolutions keep torch's init
+
+    def forward(self, hidden: torch.Tensor, attention_mask: torch.Tensor, pooler: Pooler | None = None) -> torch.Tensor:
+        keep = attention_mask.to(hidden.dtype).unsqueeze(1)  # (B, 1, T)
+        x = hidden.transpose(1, 2)  # (B, H, T): channels first, as Conv1d wants
+        for conv in self.conv_layers:
+            x = self.dropout(self.activation(conv(x * keep)))
+        return self.conv_out(x.transpose(1, 2))
+
+
 class SpanHead(Head):
     """linear(H, 2) per token: start and end logits, each (B, T). `BertForQuestionAnswering`."""
 

@@ -3,9 +3,17 @@
 Labels are read as strings and mapped through a label map, taken from `task.labels` or inferred
 from the training file (sorted; numerically when all labels are numbers). The map is saved with
 the model as `id2label`/`label2id` in config.json.
+
+Surrounding whitespace is not part of a label. A file that writes one label in two ways (`1` and
+` 1`, `1` and `1.0`, or in JSONL `1`, `1.0` and `true`, labels of mixed JSON types) is an error
+naming the spellings and their lines (`check_label_spellings`): read as written they would be
+separate classes, and merging them silently could hide a data error.
 """
 
 from __future__ import annotations
+
+import json
+import math
 
 import numpy as np
 import torch
@@ -62,6 +70,62 @@ def label_text(value, where: str) -> str:
     return str(value).strip()
 
 
+def _label_kind(value) -> str:
+    if isinstance(value, bool):
+        return "boolean"
+    if isinstance(value, (int, float)):
+        return "number"
+    if isinstance(value, str):
+        return "string"
+    return type(value).__name__  # a JSON list or object
+
+
+def _label_key(value):
+    """Spellings of one label share this key: the number it writes, else the text without whitespace."""
+    if isinstance(value, (int, float)):
+        number = float(value)
+    else:
+        text = str(value).strip()
+        try:
+            number = float(text)
+        except ValueError:
+            return text
+    return number if math.isfinite(number) else str(value).strip()
+
+
+def check_label_spellings(examples: list[TextExample]) -> None:
+    """Refuse labels of mixed JSON types, and one label written in two ways (see the module docstring)."""
+    kinds: dict[str, TextExample] = {}
+    spellings: dict = {}  # key -> {spelling: first example}
+    for e in examples:
+        if e.raw_label is None:
+            continue  # label_text names an empty label
+        kind = _label_kind(e.raw_label)
+        if kind not in ("boolean", "number", "string"):
+            raise SeqtuneError(f"{e.where}: the label should be a string, a number or a boolean, found a JSON "
+                               f"{'list' if kind == 'list' else 'object'}: {json.dumps(e.raw_label)[:80]}.")
+        kinds.setdefault(kind, e)
+        if isinstance(e.raw_label, str) and not e.raw_label.strip():
+            continue
+        spellings.setdefault(_label_key(e.raw_label), {}).setdefault(json.dumps(e.raw_label), e)
+    if len(kinds) > 1:
+        shown = "; ".join(f"{json.dumps(e.raw_label)} ({kind}, {e.where})" for kind, e in kinds.items())
+        raise SeqtuneError(
+            f"the labels are of mixed types: {shown}. Labels are names of classes: write them all as strings "
+            "(\"1\"), or all as numbers, or all as booleans, so each class is written one way."
+        )
+    for spelled in spellings.values():
+        if len(spelled) > 1:
+            values = list(spelled.values())
+            same_text = len({str(e.raw_label).strip() for e in values}) == 1
+            why = "differ only in surrounding whitespace" if same_text else "write the same number differently"
+            shown = ", ".join(f"{spelling} ({e.where})" for spelling, e in spelled.items())
+            raise SeqtuneError(
+                f"labels {shown} {why}. Read as written they would be separate classes; they may also be one "
+                "class written two ways. Write each label one way throughout the file."
+            )
+
+
 class ClassificationTask(LabelMapMixin, SequenceTask):
     """Binary or multi-class classification with cross-entropy (optionally class-weighted)."""
 
@@ -81,16 +145,20 @@ class ClassificationTask(LabelMapMixin, SequenceTask):
         return len(self.labels)
 
     def fit(self, train_examples: list[TextExample]) -> None:
+        check_label_spellings(train_examples)
         raw = [label_text(e.raw_label, e.where) for e in train_examples]
         self._set_labels(self.options.labels or natural_sort(set(raw)))
-        if self.options.class_weights == "balanced":
+        if self.options.class_weights in ("balanced", "auto"):
             ids = np.array([self._label_id(r, e.where) for r, e in zip(raw, train_examples)])
             present = np.unique(ids)
             weights = np.ones(len(self.labels))
             weights[present] = compute_class_weight("balanced", classes=present, y=ids)
             self.weights = weights.tolist()
         elif isinstance(self.options.class_weights, str):
-            raise SeqtuneError(f"task.class_weights: {self.options.class_weights!r} is not 'balanced' or a list.")
+            raise SeqtuneError(f"task.class_weights: {self.options.class_weights!r} is not 'balanced' (or 'auto'), "
+                               "a list of one weight per label, or a mapping {label: weight}.")
+        elif isinstance(self.options.class_weights, dict):
+            self.weights = self._named_weights(self.options.class_weights)
         elif self.options.class_weights is not None:
             if len(self.options.class_weights) != len(self.labels):
                 raise SeqtuneError(
@@ -99,7 +167,22 @@ class ClassificationTask(LabelMapMixin, SequenceTask):
                 )
             self.weights = list(self.options.class_weights)
 
+    def _named_weights(self, named: dict) -> list[float]:
+        """{label: weight} -> one weight per label; labels not named weigh 1."""
+        weights = [1.0] * len(self.labels)
+        for label, value in named.items():
+            label = str(label)  # YAML reads labels such as 0 and 1 as numbers
+            if label not in self.label2id:
+                raise SeqtuneError(f"task.class_weights names label {label!r}, which is not in the label map; "
+                                   f"the labels are: {', '.join(self.labels)}.")
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value < float("inf"):
+                raise SeqtuneError(f"task.class_weights: the weight of label {label!r} is {value!r}; "
+                                   "weights are positive numbers.")
+            weights[self.label2id[label]] = float(value)
+        return weights
+
     def parse_labels(self, examples: list[TextExample]) -> None:
+        check_label_spellings(examples)
         for e in examples:
             e.label = self._label_id(label_text(e.raw_label, e.where), e.where)
 
@@ -113,8 +196,8 @@ class ClassificationTask(LabelMapMixin, SequenceTask):
     def metrics(self, outputs, dataset: EncodedDataset) -> dict:
         """Scores in [0, 1]; `examples` (int); the confusion matrix as {"labels", "matrix"}, rows =
         gold, columns = predicted (`token_metrics.labelled_confusion_matrix`)."""
-        gold = np.array([f["labels"] for f in dataset.features])
-        pred = np.stack(outputs).argmax(-1)
+        gold = np.array(self.example_labels(dataset))
+        pred = self.example_outputs(outputs, dataset).argmax(-1)
         return {
             "accuracy": float(accuracy_score(gold, pred)),
             "f1_macro": float(f1_score(gold, pred, average="macro", labels=range(len(self.labels)), zero_division=0)),
@@ -125,7 +208,7 @@ class ClassificationTask(LabelMapMixin, SequenceTask):
         }
 
     def predictions(self, outputs, dataset: EncodedDataset) -> list[dict]:
-        probs = softmax(np.stack(outputs))
+        probs = softmax(self.example_outputs(outputs, dataset))
         return [
             self._with_inputs(e, {"label": self.labels[int(p.argmax())],
                                   "probabilities": {lab: round(float(q), 6) for lab, q in zip(self.labels, p)}})
@@ -195,8 +278,9 @@ class MultiLabelTask(LabelMapMixin, SequenceTask):
         confusion matrix in the shape of the other tasks' ({"labels": ["absent", "present"],
         "matrix": [[tn, fp], [fn, tp]]}, rows = gold). One labels x labels matrix does not exist
         here, since an example has any number of gold and predicted labels."""
-        gold = np.array([f["labels"] for f in dataset.features], dtype=int).reshape(-1, len(self.labels))
-        pred = (sigmoid(np.stack(outputs)) >= self.options.threshold).astype(int).reshape(-1, len(self.labels))
+        gold = np.array(self.example_labels(dataset), dtype=int).reshape(-1, len(self.labels))
+        pred = (sigmoid(self.example_outputs(outputs, dataset)) >= self.options.threshold).astype(int)
+        pred = pred.reshape(-1, len(self.labels))
         ids = list(range(len(self.labels)))
         precision, recall, f1, support = precision_recall_fscore_support(
             gold, pred, labels=ids, average=None, zero_division=0)
@@ -217,7 +301,7 @@ class MultiLabelTask(LabelMapMixin, SequenceTask):
         }
 
     def predictions(self, outputs, dataset: EncodedDataset) -> list[dict]:
-        probs = sigmoid(np.stack(outputs))
+        probs = sigmoid(self.example_outputs(outputs, dataset))
         return [
             self._with_inputs(e, {
                 "labels": [lab for lab, q in zip(self.labels, p) if q >= self.options.threshold],

@@ -26,6 +26,7 @@ import torch.nn.functional as F
 from seqtune.config import MaskedLMOptions
 from seqtune.data.corpus import Corpus, CorpusRecord, encode_corpus, read_corpus
 from seqtune.data.masking import MaskingConfig, mask_tokens, maskable_positions
+from seqtune.data.similarity import without_near_duplicates
 from seqtune.errors import SeqtuneError
 from seqtune.models.mlm_head import MaskedLMHead
 from seqtune.tasks.base import EncodedDataset, Task, collate_inputs, pad
@@ -65,7 +66,10 @@ class MaskedLMTask(Task):
 
     # ---- data -----------------------------------------------------------------------------
     def read(self, path: str, split: str) -> Corpus:
-        return read_corpus(path, self.data.format, self.data.text_column, self.data.max_rows, self.data.header)
+        corpus = read_corpus(path, self.data.format, self.data.text_column, self.data.max_rows, self.data.header)
+        if split == "train" and self.data.exclude_similar_to:
+            corpus = without_near_duplicates(corpus, self.data.exclude_similar_to, self.data.header)
+        return corpus
 
     def examples_from_inputs(self, inputs: list[str]) -> Corpus:
         """In-memory texts (the Python API's `predict`) as a corpus."""

@@ -1,4 +1,9 @@
-"""Regression on single texts or pairs (e.g. STS-B similarity 0-5): one output, mean squared error."""
+"""Regression on single texts or pairs (e.g. STS-B similarity 0-5): one output, mean squared error.
+
+The target is a number (a numeric string, or a JSON number; a JSON boolean is refused). Inputs as for
+every sequence task (`sequence.py`): CSV/TSV/JSONL or FASTA, truncated or scored in windows whose
+outputs are averaged.
+"""
 
 from __future__ import annotations
 
@@ -25,7 +30,7 @@ class RegressionTask(SequenceTask):
     def parse_labels(self, examples: list[TextExample]) -> None:
         for e in examples:
             try:
-                value = float(e.raw_label)
+                value = math.nan if isinstance(e.raw_label, bool) else float(e.raw_label)  # JSON true is no target
             except (TypeError, ValueError):
                 value = math.nan
             if not math.isfinite(value):
@@ -41,8 +46,8 @@ class RegressionTask(SequenceTask):
         return ["pearson", "spearman", "mse", "examples"]
 
     def metrics(self, outputs, dataset: EncodedDataset) -> dict:
-        gold = np.array([f["labels"] for f in dataset.features])
-        pred = np.stack(outputs)[:, 0]
+        gold = np.array(self.example_labels(dataset))
+        pred = self.example_outputs(outputs, dataset)[:, 0]
         constant = np.ptp(pred) == 0 or np.ptp(gold) == 0  # correlation undefined
         return {
             "pearson": 0.0 if constant else float(pearsonr(gold, pred)[0]),
@@ -52,7 +57,8 @@ class RegressionTask(SequenceTask):
         }
 
     def predictions(self, outputs, dataset: EncodedDataset) -> list[dict]:
-        return [self._with_inputs(e, {"score": round(float(o[0]), 6)}) for e, o in zip(dataset.examples, outputs)]
+        scores = self.example_outputs(outputs, dataset)[:, 0]
+        return [self._with_inputs(e, {"score": round(float(o), 6)}) for e, o in zip(dataset.examples, scores)]
 
     def hf_config(self) -> dict:
         return {**super().hf_config(), "num_labels": 1, "id2label": {"0": "LABEL_0"},

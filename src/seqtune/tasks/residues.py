@@ -12,7 +12,10 @@ looked up once as a one-character word of the checkpoint's tokenizer: with a cha
 (e.g. an English BERT) each residue is treated as a word. A character with no token of its own is
 unknown: it becomes [UNK] (`unknown_residues: unk`, the default) or is an error
 (`unknown_residues: error`, which names the first record where each occurs); with [UNK] they are
-counted per character in `EncodedDataset.info["unknown_residues"]` and `metrics["residues"]["unknown"]`.
+counted per character in `EncodedDataset.info["unknown_residues"]` and `metrics["residues"]["unknown"]`,
+and over 2% of the residues they are a warning naming the characters. Letters are first folded as
+`data.case` says (`alphabet.py`: by default to the case of a single-case character vocabulary, so
+soft-masked `mkvl` reads as `MKVL`). A k-mer vocabulary (tokens of several characters) is refused.
 
 Sequences longer than data.max_length - 2 are cut into overlapping windows (`windows.py`); every
 residue gets exactly one prediction. Metrics: per-residue accuracy (also named q3 for 3-state
@@ -34,6 +37,7 @@ import numpy as np
 from seqtune.config import ResidueOptions
 from seqtune.data.readers.sequences import LabelledSequence, make_record, read_sequences
 from seqtune.errors import SeqtuneError
+from seqtune.tasks.alphabet import case_folder, kmer_length, source_of, warn_unknown
 from seqtune.tasks.sequence import natural_sort
 from seqtune.tasks.token_metrics import label_report
 from seqtune.tasks.token_task import TokenDataset, TokenTask
@@ -58,6 +62,15 @@ class ResidueTask(TokenTask):
     def __init__(self, options, data, tokenizer):
         super().__init__(options, data, tokenizer)
         self._char_ids: dict[str, int | None] = {}  # character -> token id, None when unknown
+        self.fold = case_folder(self.data.case, tokenizer)  # data.case; None: residues as they are
+        k = kmer_length(tokenizer)
+        if k > 1:
+            raise SeqtuneError(
+                f"the model's tokenizer is a k-mer vocabulary (tokens of up to {k} characters), but per-residue "
+                "labelling gives every residue its own token, an input such a model never saw in pretraining; "
+                "overlapping k-mers per residue are not supported yet. Use a model with a single-character "
+                "vocabulary (seqtune pretrain with model.vocab.kmer: 1)."
+            )
 
     # ---- data -------------------------------------------------------------------------------
     def read(self, path: str, split: str) -> list[LabelledSequence]:
@@ -65,6 +78,7 @@ class ResidueTask(TokenTask):
             path, self.data.format, labelled=split != "predict", sequence_column=self.data.text_column,
             label_column=self.data.label_column, mask_column=self.data.mask_column,
             id_column=self.data.id_column, max_records=self.data.max_rows, header=self.data.header,
+            encoding=self.data.encoding,
         )
 
     def examples_from_inputs(self, inputs: list) -> list[LabelledSequence]:
@@ -78,7 +92,8 @@ class ResidueTask(TokenTask):
     def char_id(self, char: str) -> int | None:
         """Token id of one residue (looked up once per distinct character), None when unknown."""
         if char not in self._char_ids:
-            enc = self.tokenizer.backend.encode([char], is_pretokenized=True, add_special_tokens=False)
+            folded = self.fold(char) if self.fold is not None else char
+            enc = self.tokenizer.backend.encode([folded], is_pretokenized=True, add_special_tokens=False)
             ok = len(enc.ids) == 1 and enc.ids[0] != self.tokenizer.unk_id
             self._char_ids[char] = enc.ids[0] if ok else None
         return self._char_ids[char]
@@ -106,6 +121,9 @@ class ResidueTask(TokenTask):
             all_ids.append([ids[c] for c in e.sequence])
         if unknown and self.options.unknown_residues == "error":
             raise SeqtuneError(self._unknown_message(unknown, first_seen, affected, len(examples)))
+        if unknown:
+            warn_unknown(source_of(examples), unknown, sum(unknown.values()), sum(map(len, all_ids)),
+                         self.tokenizer, self.data.case, what="residues")
         return all_ids, unknown
 
     def _unknown_message(self, unknown: Counter, first_seen: dict, affected: int, total_sequences: int) -> str:
@@ -172,8 +190,10 @@ class ResidueTask(TokenTask):
         metrics["confusion_matrix"] = report["confusion_matrix"]
         return metrics
 
-    def predictions(self, outputs: list[np.ndarray], dataset: ResidueDataset) -> list[dict]:
-        """{"id", "sequence", "label_string", "labels"}: one label per residue, aligned with the sequence.
+    def predictions(self, outputs: list[np.ndarray], dataset: ResidueDataset,
+                    probabilities: bool = False) -> list[dict]:
+        """{"id", "sequence", "label_string", "labels"}: one label per residue, aligned with the sequence;
+        with `probabilities`, also {label: [probability at each residue]}.
 
         The label string joins single-character labels directly and longer labels with spaces.
         """
@@ -184,6 +204,9 @@ class ResidueTask(TokenTask):
             record = {"id": e.id} if e.id is not None else {}
             record.update({"sequence": e.sequence, "label_string": joiner.join(labels), "labels": labels})
             records.append(record)
+        if probabilities:
+            for record, logits in zip(records, self.example_outputs(outputs, dataset)):
+                record["probabilities"] = self.label_probabilities(logits)
         return records
 
     def describe(self) -> str:

@@ -2,6 +2,17 @@
 
 Classification, multi-label classification and regression differ only in how labels are parsed and
 scored; they subclass `SequenceTask`.
+
+Inputs: CSV/TSV/JSONL columns, or FASTA records (`data/readers/fasta_labels.py`: the label from a
+`key=value` field of the header, or from `data.labels_file` joined on the record id). Letters are
+folded as `data.case` says (`alphabet.py`), and a warning names the characters when more than 2% of
+the input tokens are [UNK].
+
+Inputs longer than data.max_length are truncated (`data.long_inputs: truncate`, the default), or
+with `data.long_inputs: windows` cut into overlapping windows of data.max_length - 2 tokens, half a
+window apart (`windows.py`, as for tagging). In training every window is a feature with its
+example's label; in evaluation and prediction an example's output is the mean of its windows'
+logits. An input that fits gives exactly one window, the same feature as without windows.
 """
 
 from __future__ import annotations
@@ -12,10 +23,18 @@ from typing import Any
 import numpy as np
 import torch
 
+from collections import Counter
+
+from seqtune.data.readers.fasta_labels import read_fasta_texts
+from seqtune.data.readers.formats import check_file, detect_format
 from seqtune.data.readers.table import read_table
 from seqtune.errors import SeqtuneError
 from seqtune.models.heads import SequenceHead
+from seqtune.tasks.alphabet import UNKNOWN_WARNING_SHARE, case_folder, source_of, warn_unknown
 from seqtune.tasks.base import EncodedDataset, Task
+from seqtune.tasks.windows import window_features
+
+SEQUENCE_TEXT_FORMATS = ("csv", "tsv", "jsonl", "fasta")
 
 
 @dataclass
@@ -25,6 +44,7 @@ class TextExample:
     label: Any  # parsed target (label index, list of indices, float) or None when unlabelled
     where: str  # "file:line", for messages
     raw_label: Any = None
+    id: str | None = None  # FASTA record id, copied into predictions
 
 
 class SequenceTask(Task):
@@ -32,6 +52,10 @@ class SequenceTask(Task):
 
     num_outputs: int
     label_dtype: torch.dtype = torch.float32  # class indices use torch.long
+
+    def __init__(self, options, data, tokenizer):
+        super().__init__(options, data, tokenizer)
+        self.fold = case_folder(self.data.case, tokenizer)  # data.case; None: texts as they are
 
     @property
     def needs_pooler(self) -> bool:
@@ -41,7 +65,11 @@ class SequenceTask(Task):
     def read(self, path: str, split: str) -> list[TextExample]:
         """Records with text (and second text) and, except for split "predict", a label."""
         d = self.data
-        table = read_table(path, d.format, d.max_rows, header=d.header, what=self.name)
+        check_file(path)
+        fmt = detect_format(path, d.format, SEQUENCE_TEXT_FORMATS, self.name)
+        if fmt == "fasta":
+            return self._read_fasta(path, split)
+        table = read_table(path, fmt, d.max_rows, header=d.header, what=self.name, encoding=d.encoding)
         table.require(d.text_column, "data.text_column", "text")
         if d.text_pair_column is not None:
             table.require(d.text_pair_column, "data.text_pair_column", "second text")
@@ -55,6 +83,18 @@ class SequenceTask(Task):
             raw = row.get(self.data.label_column) if labelled else None
             examples.append(TextExample(text, pair, None, table.where(i), raw))
         return examples
+
+    def _read_fasta(self, path: str, split: str) -> list[TextExample]:
+        d = self.data
+        if d.text_pair_column is not None:
+            raise SeqtuneError(
+                f"{path}: a FASTA file holds one sequence per record, but this model takes text pairs "
+                f"(data.text_pair_column is {d.text_pair_column!r}); give pairs in a CSV, TSV or JSONL file."
+            )
+        records = read_fasta_texts(
+            path, labelled=split != "predict", label_key=d.label_column, labels_file=d.labels_file,
+            id_column=d.id_column, header=d.header, max_records=d.max_rows, encoding=d.encoding)
+        return [TextExample(r.text, None, None, r.where, r.label, r.id) for r in records]
 
     @staticmethod
     def _text(row: dict, column: str, where: str) -> str:
@@ -95,18 +135,102 @@ class SequenceTask(Task):
     def encode(self, examples: list[TextExample], split: str) -> EncodedDataset:
         if examples and examples[0].raw_label is not None:
             self.parse_labels(examples)
+        texts = [e.text for e in examples]
         pairs = [e.pair for e in examples] if self.data.text_pair_column is not None else None
-        encoded = self.tokenizer.encode_batch([e.text for e in examples], pairs, self.data.max_length)
-        features = []
+        if self.fold is not None:
+            texts = [self.fold(t) for t in texts]
+            pairs = [self.fold(p) for p in pairs] if pairs is not None else None
+        windows = self.data.long_inputs == "windows"
+        kept = None  # truncation: content tokens kept of each example's text (and second text)
+        if windows:
+            features, info, counts = self._window_features(examples, texts, pairs)
+        else:
+            encoded = self.tokenizer.encode_batch(texts, pairs, self.data.max_length)
+            features, counts = [], [0, 0]
+            for i, (e, enc) in enumerate(zip(examples, encoded)):
+                feature = {"input_ids": enc.ids, "example_index": i}
+                if pairs is not None:
+                    feature["token_type_ids"] = enc.type_ids
+                if e.label is not None:
+                    feature["labels"] = e.label
+                features.append(feature)
+                counts[0] += enc.ids.count(self.tokenizer.unk_id)
+                counts[1] += len(enc.ids) - (3 if pairs is not None else 2)
+            info = {"truncated": sum(enc.truncated for enc in encoded)}
+            if counts[0]:
+                kept = [(enc.type_ids.count(0) - 2, enc.type_ids.count(1) - 1) for enc in encoded]
+        if counts[0]:
+            info["unknown_tokens"] = counts[0]
+            self._warn_unknown(examples, texts, pairs, counts[0], counts[1], kept)
+        return EncodedDataset(examples, features, source=split, info=info)
+
+    def _window_features(self, examples: list[TextExample], texts: list[str], pairs: list[str] | None):
+        """data.long_inputs: windows: every text's tokens in windows of data.max_length - 2 (see the
+        module docstring). Returns (features, info, [unknown tokens, content tokens])."""
+        if pairs is not None:
+            raise SeqtuneError(
+                "data.long_inputs is windows, which cuts single texts into windows; this model takes text "
+                "pairs (data.text_pair_column), which are truncated longest-first: set data.long_inputs: truncate."
+            )
+        window = self.data.max_length - 2
+        if window < 1:
+            raise SeqtuneError(f"data.max_length is {self.data.max_length}; windows need at least 3.")
+        tok = self.tokenizer
+        encoded = tok.backend.encode_batch(texts, add_special_tokens=False)
+        features, long, counts = [], 0, [0, 0]
         for i, (e, enc) in enumerate(zip(examples, encoded)):
-            feature = {"input_ids": enc.ids, "example_index": i}
-            if pairs is not None:
-                feature["token_type_ids"] = enc.type_ids
-            if e.label is not None:
-                feature["labels"] = e.label
-            features.append(feature)
-        truncated = sum(enc.truncated for enc in encoded)
-        return EncodedDataset(examples, features, source=split, info={"truncated": truncated})
+            ids = enc.ids
+            long += len(ids) > window
+            counts[0] += ids.count(tok.unk_id)
+            counts[1] += len(ids)
+            for feature in window_features(ids, None, i, window, None, tok.cls_id, tok.sep_id):
+                if e.label is not None:
+                    feature["labels"] = e.label
+                features.append(feature)
+        info = {"truncated": 0, "windowed": long, "windows": len(features)} if long else {"truncated": 0}
+        return features, info, counts
+
+    def _warn_unknown(self, examples, texts, pairs, unknown_count: int, total: int, kept) -> None:
+        """Warn (alphabet.warn_unknown) when many tokens are [UNK], naming the text that became [UNK]
+        in the tokens the model sees (`kept`: content tokens left by truncation, per text)."""
+        if total == 0 or unknown_count / total <= UNKNOWN_WARNING_SHARE:
+            return
+        unk = self.tokenizer.unk_id
+        inputs = list(zip(texts, pairs)) if pairs is not None else texts
+        pieces: Counter = Counter()
+        sample = inputs[:2000]  # enough to name the characters
+        encodings = self.tokenizer.backend.encode_batch(sample, add_special_tokens=False)
+        for i, (item, enc) in enumerate(zip(sample, encodings)):
+            position = [0, 0]  # token index within each of the two texts
+            for token, (start, end), seq in zip(enc.ids, enc.offsets, enc.sequence_ids):
+                seq = seq or 0
+                position[seq] += 1
+                if token == unk and (kept is None or position[seq] <= kept[i][seq]):
+                    pieces[(item if isinstance(item, str) else item[seq])[start:end]] += 1
+        warn_unknown(source_of(examples), pieces, unknown_count, total, self.tokenizer, self.data.case)
+
+    # ---- outputs ----------------------------------------------------------------------------
+    def example_outputs(self, outputs: list[np.ndarray], dataset: EncodedDataset) -> np.ndarray:
+        """(examples, outputs): one row per example, the mean of its windows' logits."""
+        stacked = np.stack(outputs)
+        n = len(dataset.examples)
+        if len(dataset.features) == n:
+            return stacked
+        index = np.array([f["example_index"] for f in dataset.features])
+        sums = np.zeros((n,) + stacked.shape[1:], dtype=np.float64)
+        np.add.at(sums, index, stacked)
+        counts = np.bincount(index, minlength=n).reshape((n,) + (1,) * (stacked.ndim - 1))
+        return (sums / counts).astype(stacked.dtype)
+
+    @staticmethod
+    def example_labels(dataset: EncodedDataset) -> list:
+        """The label of every example (each of its windows carries it)."""
+        if len(dataset.features) == len(dataset.examples):
+            return [f["labels"] for f in dataset.features]
+        labels: dict = {}
+        for f in dataset.features:
+            labels.setdefault(f["example_index"], f["labels"])
+        return [labels[i] for i in range(len(dataset.examples))]
 
     def collate(self, features: list[dict]) -> dict[str, torch.Tensor]:
         batch = super().collate(features)
@@ -128,7 +252,8 @@ class SequenceTask(Task):
         return config
 
     def _with_inputs(self, example: TextExample, record: dict) -> dict:
-        out = {"text": example.text}
+        out = {"id": example.id} if example.id is not None else {}
+        out["text"] = example.text
         if example.pair is not None:
             out["text_pair"] = example.pair
         return {**out, **record}

@@ -9,7 +9,11 @@ tokenizer turns into no token at all (e.g. a lone zero-width space) becomes one 
 word always gets a prediction. Sentences longer than data.max_length sub-tokens are windowed, not
 truncated (`windows.py`).
 
-Predictions are one tag per word, read from the word's first sub-token. Metrics: entity-level
+Predictions are one tag per word, read from the word's first sub-token. With an entity scheme they
+are decoded by default (`decode: viterbi`) as the tag sequence with the highest summed log-softmax
+score among those the scheme allows (no "O I-PER", no "B-LOC I-PER"; IOBES/BILOU entities also
+end properly); `decode: argmax` takes each word's best tag alone, as POS tags (scheme "none")
+always do. Metrics and predictions use the same decoding. Metrics: entity-level
 precision/recall/F1 in seqeval's strict mode for the tag scheme (IOB1/IOB2/IOBES/BILOU, detected
 from the training tags unless `scheme` is set), per-type scores, seqeval's default-mode F1
 (`f1_conlleval`), word accuracy and the tag confusion matrix. Tags that are not entity tags (POS)
@@ -25,6 +29,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import numpy as np
+from scipy.special import log_softmax
 
 from seqtune.config import TaggingOptions
 from seqtune.data.readers.conll import TaggedSentence, read_tagged
@@ -32,10 +37,12 @@ from seqtune.errors import SeqtuneError
 from seqtune.tasks.token_metrics import (
     ENTITY_PREFIXES,
     SCHEMES,
+    allowed_transitions,
     detect_scheme,
     entity_report,
     label_report,
     split_tag,
+    viterbi_decode,
 )
 from seqtune.tasks.token_task import TokenDataset, TokenTask
 from seqtune.tasks.windows import IGNORE_INDEX
@@ -171,9 +178,13 @@ class TaggingTask(TokenTask):
 
     # ---- outputs ----------------------------------------------------------------------------
     def word_predictions(self, outputs: list[np.ndarray], dataset: TaggingDataset) -> list[np.ndarray]:
-        """Predicted tag ids, one per word, for every example."""
+        """Predicted tag ids, one per word, for every example (decoded as task.decode says)."""
         merged = self.example_outputs(outputs, dataset)
-        return [logits[starts].argmax(-1) for logits, starts in zip(merged, dataset.word_starts)]
+        word_logits = [logits[starts] for logits, starts in zip(merged, dataset.word_starts)]
+        if self.options.decode == "argmax" or self.scheme == "none":
+            return [logits.argmax(-1) for logits in word_logits]
+        masks = allowed_transitions(self.labels, self.scheme)
+        return [viterbi_decode(log_softmax(logits.astype(np.float64), axis=-1), *masks) for logits in word_logits]
 
     def metric_names(self) -> list[str]:
         if self.scheme == "none":
@@ -198,9 +209,17 @@ class TaggingTask(TokenTask):
         metrics["confusion_matrix"] = report["confusion_matrix"]  # over tags, rows = gold
         return metrics
 
-    def predictions(self, outputs: list[np.ndarray], dataset: TaggingDataset) -> list[dict]:
-        return [{"tokens": e.tokens, "tags": [self.labels[i] for i in p]}
-                for e, p in zip(dataset.examples, self.word_predictions(outputs, dataset))]
+    def predictions(self, outputs: list[np.ndarray], dataset: TaggingDataset,
+                    probabilities: bool = False) -> list[dict]:
+        """{"tokens", "tags"}; with `probabilities`, also {tag: [probability at each word]} (the softmax
+        at the word's first sub-token)."""
+        records = [{"tokens": e.tokens, "tags": [self.labels[i] for i in p]}
+                   for e, p in zip(dataset.examples, self.word_predictions(outputs, dataset))]
+        if probabilities:
+            merged = self.example_outputs(outputs, dataset)
+            for record, logits, starts in zip(records, merged, dataset.word_starts):
+                record["probabilities"] = self.label_probabilities(logits[starts])
+        return records
 
     # ---- persistence ------------------------------------------------------------------------
     def state(self) -> dict:

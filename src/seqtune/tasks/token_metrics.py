@@ -1,5 +1,6 @@
 """Metrics for token tasks: per-label accuracy/P/R/F1 and confusion matrix (scikit-learn), and
-entity-level P/R/F1 for IOB-style tags (seqeval).
+entity-level P/R/F1 for IOB-style tags (seqeval); the tag transitions each scheme allows and
+constrained Viterbi decoding over them (`allowed_transitions`, `viterbi_decode`).
 
 All functions take plain label-id arrays or tag-string lists, so they are shared by word tagging
 and per-residue labelling (and `labelled_confusion_matrix` by classification) and are tested
@@ -119,3 +120,74 @@ def entity_report(gold: list[list[str]], predicted: list[list[str]], scheme: str
         "f1_conlleval": float(f1_score(gold, predicted, zero_division=0)),
         "per_type": per_type,
     }
+
+
+# The neighbours a prefix needs, per scheme, as (before, after). before[p]: the previous tag must have
+# the same type and one of these prefixes (IOB2: I-X only after B-X or I-X). after[p]: the next tag
+# must have the same type and one of these prefixes (IOBES: B-X and I-X go on with I-X or E-X). The
+# sentence boundary counts as "O" on both sides. Every other pair of neighbours is allowed.
+TRANSITION_RULES: dict[str, tuple[dict[str, tuple[str, ...]], dict[str, tuple[str, ...]]]] = {
+    "IOB1": ({"B": ("I", "B")}, {}),  # B-X only right after an entity of type X
+    "IOB2": ({"I": ("B", "I")}, {}),
+    "IOE1": ({}, {"E": ("I", "E")}),  # E-X only right before an entity of type X
+    "IOE2": ({}, {"I": ("I", "E")}),
+    "IOBES": ({"I": ("B", "I"), "E": ("B", "I")}, {"B": ("I", "E"), "I": ("I", "E")}),
+    "BILOU": ({"I": ("B", "I"), "L": ("B", "I")}, {"B": ("I", "L"), "I": ("I", "L")}),
+}
+
+
+def allowed_transitions(labels: list[str], scheme: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Boolean masks of what `scheme` allows over `labels` (C tags): start (C,) = may begin a sentence,
+    transitions (C, C) [previous, next] = may follow each other, end (C,) = may end a sentence."""
+    before, after = TRANSITION_RULES[scheme]
+    parts = [split_tag(tag) for tag in labels]
+    boundary = (None, None)
+
+    def allowed(previous: tuple, following: tuple) -> bool:
+        need = before.get(following[0])
+        if need and (previous[1] != following[1] or previous[0] not in need):
+            return False
+        need = after.get(previous[0])
+        return not need or (following[1] == previous[1] and following[0] in need)
+
+    start = np.array([allowed(boundary, p) for p in parts], dtype=bool)
+    transitions = np.array([[allowed(p, q) for q in parts] for p in parts], dtype=bool)
+    end = np.array([allowed(p, boundary) for p in parts], dtype=bool)
+    return start, transitions, end
+
+
+def viterbi_decode(scores: np.ndarray, start: np.ndarray, transitions: np.ndarray, end: np.ndarray) -> np.ndarray:
+    """The tag sequence with the highest total score among those the masks allow.
+
+    scores: (N, C) per-position scores that add up along a sequence (log-probabilities); start,
+    transitions, end: boolean masks from `allowed_transitions`. Returns (N,) tag ids. When no sequence
+    is allowed (a tag set too small for the scheme, e.g. only B-X and E-X for one word) it returns
+    each position's best tag.
+    """
+    scores = np.asarray(scores, dtype=np.float64)
+    n, c = scores.shape
+    if n == 0:
+        return np.zeros(0, dtype=np.int64)
+    penalty = np.where(transitions, 0.0, -np.inf)  # (previous, next)
+    best = scores[0] + np.where(start, 0.0, -np.inf)  # best score of a path ending in each tag
+    back = np.zeros((n, c), dtype=np.int64)
+    for t in range(1, n):
+        candidates = best[:, None] + penalty
+        back[t] = candidates.argmax(0)
+        best = candidates[back[t], np.arange(c)] + scores[t]
+    best = best + np.where(end, 0.0, -np.inf)
+    if not np.isfinite(best.max()):
+        return scores.argmax(-1)
+    path = [int(best.argmax())]
+    for t in range(n - 1, 0, -1):
+        path.append(int(back[t, path[-1]]))
+    return np.array(path[::-1], dtype=np.int64)
+
+
+def invalid_transitions(tag_ids: np.ndarray, start: np.ndarray, transitions: np.ndarray, end: np.ndarray) -> int:
+    """How many places in one sequence break the masks: a first tag, a pair of neighbours or a last tag
+    that the scheme does not allow (each counted once)."""
+    tag_ids = np.asarray(tag_ids, dtype=np.int64)
+    if len(tag_ids) == 0:
+        return 0
+    return int((not start[tag_ids[0]]) + (~transitions[tag_ids[:-1], tag_ids[1:]]).sum() + (not end[tag_ids[-1]]))

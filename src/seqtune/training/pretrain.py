@@ -29,7 +29,7 @@ from seqtune.models.presets import (
 )
 from seqtune.tokenization import load_tokenizer
 from seqtune.training.run_dir import new_directory
-from seqtune.training.setup import max_length_for, train_from_config
+from seqtune.training.setup import max_length_for, require_model, train_from_config
 from seqtune.vocab_builder import VocabSpec, build_tokenizer, same_vocabulary
 
 
@@ -56,7 +56,7 @@ def prepare_from_scratch(cfg: RunConfig) -> Path:
 
 def check_continued(cfg: RunConfig) -> None:
     """Continued pretraining: same vocabulary, max_length within the model's positions."""
-    path = cfg.model.path
+    path = require_model(cfg).path  # a hub id is downloaded (pinned to model.revision)
     tokenizer = load_tokenizer(path)
     if cfg.model.architecture is not None:
         raise SeqtuneError(

@@ -27,7 +27,7 @@ from seqtune.inference import (
 )
 from seqtune.models.checkpoint import encoder_config_from_dir
 from seqtune.models.encoder import check_positions
-from seqtune.models.hub import resolve_model_path
+from seqtune.models.hub import ModelSource, resolve_model
 from seqtune.models.task_model import model_for_finetuning, save_model
 from seqtune.tasks import task_class
 from seqtune.tasks.base import EncodedDataset, Task
@@ -35,7 +35,7 @@ from seqtune.tokenization import load_tokenizer
 from seqtune.training import strategies
 from seqtune.training.caching import model_for_training
 from seqtune.training.loop import train
-from seqtune.training.run_dir import RunDir
+from seqtune.training.run_dir import RunDir, check_output_dir
 from seqtune.training.strategies import (
     apply_strategy,
     block_learning_rates,
@@ -63,18 +63,20 @@ def load_split(task: Task, path: str, split: str, log) -> EncodedDataset:
     info = dict(dataset.info)
     if info.pop("truncated", 0):
         log(f"{split}: {dataset.info['truncated']} examples were longer than data.max_length="
-            f"{task.data.max_length} tokens and were truncated")
+            f"{task.data.max_length} tokens and were truncated"
+            + ("" if task.data.text_pair_column is not None else " (data.long_inputs: windows scores them whole)"))
     details = {k: v for k, v in info.items() if v}  # windows, unknown residues, ... (task-specific)
     if details:
         log(f"{split}: " + ", ".join(f"{k} {v}" for k, v in details.items()))
     return dataset
 
 
-def require_model_path(cfg: RunConfig) -> str:
+def require_model(cfg: RunConfig) -> ModelSource:
+    """model.path as a local directory (a hub id is downloaded, pinned to model.revision)."""
     if not cfg.model.path:
         raise SeqtuneError("model.path is required: a Hugging Face BERT checkpoint directory "
                            "(config.json, model.safetensors or pytorch_model.bin, vocab.txt or tokenizer.json).")
-    return resolve_model_path(cfg.model.path)
+    return resolve_model(cfg.model.path, cfg.model.revision)
 
 
 def max_length_for(cfg: RunConfig, max_positions: int | None) -> int:
@@ -132,12 +134,16 @@ def environment() -> dict:
 def train_from_config(cfg: RunConfig) -> Path:
     """Fine-tune as `cfg` says; returns the run directory (config.yaml, metrics.jsonl, results.json, model/).
 
-    Everything that can be checked before training is: data files, model directory and type,
-    max_length against the model's positions, strategy ranges, train.metric."""
+    Everything that can be checked before training is: data files, output_dir, model directory and
+    type, max_length against the model's positions, strategy ranges, train.metric (the config's own
+    ranges were checked when it was read). A run that fails removes its directory unless it has saved
+    a model."""
     started = time.time()
     check_data_files(cfg)
+    check_output_dir(cfg.output_dir)
     seed_everything(cfg.train.seed)
-    model_path = require_model_path(cfg)
+    source = require_model(cfg)
+    model_path = source.path
     encoder_cfg = encoder_config_from_dir(model_path)  # a wrong or unsupported model type fails here
     cfg = replace(cfg, data=replace(cfg.data, max_length=max_length_for(cfg, encoder_cfg.max_position_embeddings)))
     strategies.validate(cfg.strategy, encoder_cfg.num_hidden_layers)
@@ -173,13 +179,14 @@ def train_from_config(cfg: RunConfig) -> Path:
                                      cfg.train.epochs, run.path, log)
 
         summary = train(trained, task, train_set, dev_set, cfg.train, runtime, log, run.add_metrics,
-                        on_best=lambda: save_model(run.model_dir, model, task, tokenizer), strategy=cfg.strategy)
+                        on_best=lambda: run.save_model(lambda path: save_model(path, model, task, tokenizer)),
+                        strategy=cfg.strategy)
 
         dev_metrics = summary.pop("best_metrics")
         results: dict = {"train": summary, "parameters": parameters}
         if dev_metrics is not None:
             results["dev"] = dev_metrics
-        results["run"] = {**environment(), "device": str(runtime.device),
+        results["run"] = {**environment(), **source.run_info(), "device": str(runtime.device),
                           "precision": "fp32" if runtime.autocast_dtype is None else
                           str(runtime.autocast_dtype).split(".")[-1]}
         error = None

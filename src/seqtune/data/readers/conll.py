@@ -44,20 +44,21 @@ def read_tagged(
     tokens_key: str = "tokens",
     tags_key: str = "tags",
     max_sentences: int | None = None,
+    encoding: str = "utf-8",
 ) -> list[TaggedSentence]:
     """Read every sentence of a CoNLL or JSONL file, checking each line. See the module docstring."""
     p = check_file(path)
     if detect_format(path, fmt, TAGGING_FORMATS, "tagging") == "jsonl":
-        sentences = _read_jsonl(p, labelled, tokens_key, tags_key, max_sentences)
+        sentences = _read_jsonl(p, labelled, tokens_key, tags_key, max_sentences, encoding)
     else:
-        sentences = _read_conll(p, labelled, token_column, tag_column, max_sentences)
+        sentences = _read_conll(p, labelled, token_column, tag_column, max_sentences, encoding)
     if not sentences:
         raise SeqtuneError(f"{path}: the file has no sentences.")
     return sentences
 
 
 def _read_conll(
-    path: Path, labelled: bool, token_column: int, tag_column: int, max_sentences: int | None
+    path: Path, labelled: bool, token_column: int, tag_column: int, max_sentences: int | None, encoding: str
 ) -> list[TaggedSentence]:
     sentences: list[TaggedSentence] = []
     tokens: list[str] = []
@@ -71,7 +72,7 @@ def _read_conll(
             sentences.append(TaggedSentence(tokens, tags if labelled else None, f"{path}:{first_line}"))
         tokens, tags = [], []
 
-    for n, line in numbered_lines(path):
+    for n, line in numbered_lines(path, encoding):
         columns = line.split()
         if not columns:
             close()
@@ -111,10 +112,10 @@ def _check_columns(path: Path, line: int, count: int, token_column: int, tag_col
 
 
 def _read_jsonl(
-    path: Path, labelled: bool, tokens_key: str, tags_key: str, max_sentences: int | None
+    path: Path, labelled: bool, tokens_key: str, tags_key: str, max_sentences: int | None, encoding: str
 ) -> list[TaggedSentence]:
     sentences: list[TaggedSentence] = []
-    table = read_table(path, "jsonl", max_sentences, what="tagging")
+    table = read_table(path, "jsonl", max_sentences, what="tagging", encoding=encoding)
     for i, record in enumerate(table.rows):
         where = table.where(i)
         if tokens_key not in record:

@@ -28,11 +28,11 @@ class FastaRecord:
         return words[0] if words else None
 
 
-def read_fasta(path: str | Path, max_records: int | None = None) -> list[FastaRecord]:
+def read_fasta(path: str | Path, max_records: int | None = None, encoding: str = "utf-8") -> list[FastaRecord]:
     """Every record of the file (none for an empty file: callers say what was expected)."""
     records: list[FastaRecord] = []
     body: list[str] = []
-    with open_text(path) as f:  # not numbered_lines: corpora of millions of lines, one strip each
+    with open_text(path, encoding) as f:  # not numbered_lines: corpora of millions of lines, one strip each
         for n, line in enumerate(f, start=1):
             text = line.strip()
             if not text or text[0] == ";":

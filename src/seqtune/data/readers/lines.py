@@ -14,9 +14,9 @@ class TextLines:
     blank: int  # blank lines skipped, reported so a user can see the file was read as expected
 
 
-def read_lines(path: str | Path, max_records: int | None = None) -> TextLines:
+def read_lines(path: str | Path, max_records: int | None = None, encoding: str = "utf-8") -> TextLines:
     lines, blank = [], 0
-    for n, text in numbered_lines(path):
+    for n, text in numbered_lines(path, encoding):
         if not text.strip():
             blank += 1
             continue

@@ -120,18 +120,19 @@ def read_sequences(
     id_column: Column | None = "id",
     max_records: int | None = None,
     header: bool = True,
+    encoding: str = "utf-8",
 ) -> list[LabelledSequence]:
     """Read labelled (or, for prediction, unlabelled) sequences; see the module docstring.
 
     `header=False`: a CSV/TSV without a header row, columns given by 0-based number. The id column
-    is optional, so a name that a headerless file cannot have is passed over.
+    is optional, so a name that a headerless file cannot have is passed over. `encoding`: data.encoding.
     """
     check_file(path)
     fmt = detect_format(path, fmt, SEQUENCE_FORMATS, "per-residue")
     if fmt == "fasta":
         return read_fasta_records(path, labelled=labelled, with_mask=mask_column is not None,
-                                  max_records=max_records)
-    table = read_table(path, fmt, max_records, header=header, what="per-residue")
+                                  max_records=max_records, encoding=encoding)
+    table = read_table(path, fmt, max_records, header=header, what="per-residue", encoding=encoding)
     table.require(sequence_column, "data.text_column", "sequence")
     if labelled:
         table.require(label_column, "data.label_column", "per-residue labels")
@@ -156,11 +157,11 @@ def read_sequences(
 
 
 def read_fasta_records(
-    path: str, *, labelled: bool, with_mask: bool = False, max_records: int | None = None
+    path: str, *, labelled: bool, with_mask: bool = False, max_records: int | None = None, encoding: str = "utf-8"
 ) -> list[LabelledSequence]:
     """FASTA records: labelled = header/sequence/labels[/mask] lines; unlabelled = plain FASTA."""
     records = []
-    for record in read_fasta(path, max_records):
+    for record in read_fasta(path, max_records, encoding):
         where = f"{path}:{record.line} (record {record.number})"
         body = record.lines
         if not labelled:

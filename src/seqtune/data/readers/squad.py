@@ -81,15 +81,16 @@ def parse_selector(path: str) -> tuple[str, slice | None]:
     return file, slice(start, stop)
 
 
-def read_squad(path: str, max_rows: int | None = None, fmt: str = "auto") -> list[QAExample]:
+def read_squad(path: str, max_rows: int | None = None, fmt: str = "auto", encoding: str = "utf-8") -> list[QAExample]:
     """Read SQuAD JSON or JSONL (see the module docstring). Errors name the file and the record.
 
     `fmt` (data.format) is checked, but the content decides the layout, whatever the extension.
+    `encoding` is data.encoding.
     """
     file, articles = parse_selector(path)
     check_file(file)
     detect_format(file, fmt, ("squad", "jsonl"), "question-answering", default="squad")
-    with open_text(file) as f:
+    with open_text(file, encoding) as f:
         text = f.read()
     try:
         document = json.loads(text)
@@ -108,7 +109,7 @@ def read_squad(path: str, max_rows: int | None = None, fmt: str = "auto") -> lis
                 f"{path}: an article selector needs a SQuAD JSON file with articles; this file is JSONL "
                 "(one question per line). Use data.max_rows or split the file instead."
             )
-        examples = _read_jsonl(file, max_rows)
+        examples = _read_jsonl(file, max_rows, encoding)
     if not examples:
         chosen = f" (articles {articles.start}:{articles.stop})" if articles is not None else ""
         raise SeqtuneError(f"{path}: the dataset has no questions{chosen}.")
@@ -152,8 +153,8 @@ def _read_squad_json(file: str, document: dict, articles: slice | None, max_rows
     return examples
 
 
-def _read_jsonl(file: str, max_rows: int | None) -> list[QAExample]:
-    table = read_table(file, "jsonl", max_rows)
+def _read_jsonl(file: str, max_rows: int | None, encoding: str = "utf-8") -> list[QAExample]:
+    table = read_table(file, "jsonl", max_rows, encoding=encoding)
     examples = []
     for i, row in enumerate(table.rows):
         where = table.where(i)

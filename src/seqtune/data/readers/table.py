@@ -75,8 +75,9 @@ class Table:
 
 
 def read_table(path: str | Path, fmt: str = "auto", max_rows: int | None = None, *,
-               header: bool = True, what: str = "table") -> Table:
-    """Read a CSV/TSV/JSONL file into a Table, checking every row. `what` names the task in messages."""
+               header: bool = True, what: str = "table", encoding: str = "utf-8") -> Table:
+    """Read a CSV/TSV/JSONL file into a Table, checking every row. `what` names the task in messages;
+    `encoding` is data.encoding."""
     check_file(path)
     fmt = detect_format(path, fmt, TABLE_FORMATS, what)
     if fmt == "jsonl":
@@ -85,9 +86,9 @@ def read_table(path: str | Path, fmt: str = "auto", max_rows: int | None = None,
                 f"{path}: data.header is false, but JSONL records name their fields; leave data.header "
                 "at true and give field names."
             )
-        table = _read_jsonl(path, max_rows)
+        table = _read_jsonl(path, max_rows, encoding)
     else:
-        table = _read_delimited(path, fmt, max_rows, header)
+        table = _read_delimited(path, fmt, max_rows, header, encoding)
     if not table.rows:
         raise SeqtuneError(
             f"{path}: the file has no records (it is empty{' after the header line' if header else ''})."
@@ -95,14 +96,14 @@ def read_table(path: str | Path, fmt: str = "auto", max_rows: int | None = None,
     return table
 
 
-def _read_delimited(path: str | Path, fmt: str, max_rows: int | None, header: bool) -> Table:
+def _read_delimited(path: str | Path, fmt: str, max_rows: int | None, header: bool, encoding: str) -> Table:
     if fmt == "tsv":
         options = {"delimiter": "\t", "quoting": csv.QUOTE_NONE}
     else:
         options = {"delimiter": ","}
     rows, lines = [], []
     columns: list | None = None
-    with open_text(path) as f:
+    with open_text(path, encoding) as f:
         reader = csv.reader(f, **options)
         if header:
             first = next(reader, None)
@@ -131,9 +132,9 @@ def _read_delimited(path: str | Path, fmt: str, max_rows: int | None, header: bo
     return Table(str(path), columns or [], rows, lines, header, fmt)
 
 
-def _read_jsonl(path: str | Path, max_rows: int | None) -> Table:
+def _read_jsonl(path: str | Path, max_rows: int | None, encoding: str = "utf-8") -> Table:
     rows, lines, columns = [], [], {}
-    for n, line in numbered_lines(path):
+    for n, line in numbered_lines(path, encoding):
         if max_rows is not None and len(rows) >= max_rows:
             break
         if not line.strip():
