@@ -26,7 +26,11 @@ DATA = REPO.parent / "shared" / "data" / "dna_promoter_gue" / "prom_300_tata"
 
 
 def write_model(directory: Path, max_length: int) -> Path:
-    from seqtune.models.presets import ArchitectureSpec, encoder_config, write_initial_model
+    from seqtune.models.presets import (
+        ArchitectureSpec,
+        encoder_config,
+        write_initial_model,
+    )
     from seqtune.vocab_builder import build_char_tokenizer
 
     tokenizer = build_char_tokenizer(alphabet="dna", model_max_length=max_length)

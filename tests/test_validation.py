@@ -66,8 +66,8 @@ def test_out_of_range_values_name_the_key_the_value_and_the_range(override, allo
     ("mlm", "task.random_fraction=-0.1", "[0, 1]"),
     ("tagging", "task.window_stride=0", ">= 1"),
     ("residues", "task.conv_kernel=0", ">= 1"),
-    ("classification", "task.class_weights=[1, -2]", ">= 0"),
-    ("tagging", "task.class_weights={B-PER: -1}", ">= 0"),
+    ("classification", "task.class_weights=[1, -2]", "> 0"),
+    ("tagging", "task.class_weights={B-PER: -1}", "> 0"),
 ])
 def test_task_options_have_ranges_too(task, override, allowed):
     with pytest.raises(SeqtuneError, match=override.split("=")[0].replace(".", r"\.")) as e:

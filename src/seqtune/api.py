@@ -78,10 +78,11 @@ class FineTunedModel:
         return self.task.predictions(outputs, dataset)
 
 
-def load(model_dir: str | Path, device: str = "auto", data_overrides: list[str] = ()) -> FineTunedModel:
-    """Load a model directory written by seqtune (a run's `model/` folder). `data_overrides`:
-    "data.key=value" settings for the files it will read (column names, format, header, ...)."""
-    task, model = load_trained_model(model_dir, list(data_overrides))
+def load(model_dir: str | Path, device: str = "auto", overrides: list[str] = ()) -> FineTunedModel:
+    """Load a model directory written by seqtune (a run's `model/` folder). `overrides`: "data.key=value"
+    settings for the files it will read (column names, format, header, ...) and "task.key=value" for
+    the settings that change how outputs are read (inference.INFERENCE_OPTIONS, e.g. task.decode)."""
+    task, model = load_trained_model(model_dir, list(overrides))
     return FineTunedModel(task, model, resolve_runtime(TrainConfig(device=device)))
 
 

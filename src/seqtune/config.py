@@ -216,7 +216,10 @@ class SequenceOptions(TaskOptions):
 @dataclass
 class ClassificationOptions(SequenceOptions):
     labels: list[str] | None = None  # label order; default: sorted labels of the training file
-    class_weights: list[Annotated[float, Range(ge=0)]] | Literal["balanced"] | None = None  # "balanced", or one weight per label
+    # "auto" (or "balanced"): n / (n_labels x count) per label; a list: one weight per label, in label order;
+    # {label: weight}: labels not named weigh 1
+    class_weights: (list[Annotated[float, Range(gt=0)]] | dict[str, Annotated[float, Range(gt=0)]]
+                    | Literal["balanced", "auto"] | None) = None
 
 
 @dataclass
@@ -244,7 +247,7 @@ class TokenOptions(TaskOptions):
     conv_layers: Annotated[int, Range(ge=1)] = 1  # conv head: convolution layers before the output layer
     # Rare labels: "auto" weighs each label by n_labels_seen / (n_labels x its count) (as scikit-learn's
     # "balanced"); or {label: weight}; unset: every label weighs 1.
-    class_weights: dict[str, Annotated[float, Range(ge=0)]] | Literal["auto"] | None = None
+    class_weights: dict[str, Annotated[float, Range(gt=0)]] | Literal["auto"] | None = None
     # batch: mean cross-entropy over the batch's labelled tokens (as Trainer does). training_mean: the
     # batch's summed cross-entropy / (batch size x mean labelled tokens per training input), so every
     # labelled token weighs the same in every batch, as in random batches on average, also when

@@ -110,10 +110,17 @@ def format_metrics(metrics: dict) -> str:
 
 # ---- saved models ---------------------------------------------------------------------------------
 
-def load_trained_model(path: str | Path, data_overrides: list[str] = ()) -> tuple[Task, TaskModel]:
+# Task settings a saved model may take at evaluate/predict time: they change decoding or
+# post-processing, never the weights.
+INFERENCE_OPTIONS = frozenset({"decode", "threshold", "n_best", "max_answer_length", "null_score_diff_threshold",
+                               "doc_stride", "window_stride"})
+
+
+def load_trained_model(path: str | Path, overrides: list[str] = ()) -> tuple[Task, TaskModel]:
     """Rebuild (task, model) from a directory written by `save_model`. Strict: every weight must match.
 
-    `data_overrides`: "data.key=value" settings for the files to come (other column names, format, ...)."""
+    `overrides`: "data.key=value" settings for the files to come (other column names, format, ...), and
+    "task.key=value" for the task settings that only change how outputs are read (INFERENCE_OPTIONS)."""
     path = Path(path)
     meta_path = path / SEQTUNE_FILE
     if not meta_path.is_file():
@@ -127,14 +134,21 @@ def load_trained_model(path: str | Path, data_overrides: list[str] = ()) -> tupl
         raise SeqtuneError(f"{meta_path} is not valid: it needs the 'task' (with its 'type'), 'data' and "
                            "'task_state' that seqtune saves with a model; save the model again.")
     cls = task_class(meta["task"]["type"])
-    options = build_dataclass(cls.Options, meta["task"], "task")
+    task_raw = dict(meta["task"])
     data_raw = {**meta["data"], "max_rows": None}  # a training-time row limit must not cut files given later
-    for text in data_overrides:
+    for text in overrides:
         keys, value = parse_override(text)
-        if len(keys) != 2 or keys[0] != "data":
-            raise SeqtuneError(f"--set {text!r}: only data.* settings apply to a saved model "
-                               "(its task and weights are fixed), e.g. --set data.text_column=sentence.")
-        data_raw[keys[1]] = value
+        if len(keys) == 2 and keys[0] == "data":
+            data_raw[keys[1]] = value
+        elif len(keys) == 2 and keys[0] == "task" and keys[1] in INFERENCE_OPTIONS:
+            task_raw[keys[1]] = value
+        else:
+            raise SeqtuneError(
+                f"--set {text!r}: a saved model takes data.* settings and the task settings that only "
+                f"change how outputs are read ({', '.join(f'task.{k}' for k in sorted(INFERENCE_OPTIONS))}); "
+                "its other settings and weights are fixed, e.g. --set data.text_column=sentence."
+            )
+    options = build_dataclass(cls.Options, task_raw, "task")
     data = build_dataclass(DataConfig, data_raw, "data")
     tokenizer = load_tokenizer(path)
     task = cls(options, data, tokenizer)

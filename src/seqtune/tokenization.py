@@ -15,6 +15,7 @@ from tokenizers import Tokenizer as HFTokenizer
 from tokenizers import decoders, models, normalizers, pre_tokenizers, processors
 
 from seqtune.errors import SeqtuneError
+from seqtune.files import read_json_object
 
 SPECIAL_TOKENS = ("[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]")
 
@@ -127,7 +128,7 @@ def load_tokenizer(model_dir: str | Path) -> Tokenizer:
     if not model_dir.is_dir():
         raise SeqtuneError(f"model directory {str(model_dir)!r} does not exist.")
     config_path = model_dir / "tokenizer_config.json"
-    config = _read_tokenizer_config(config_path) if config_path.is_file() else {}
+    config = read_json_object(config_path) if config_path.is_file() else {}
     lowercase = bool(config.get("do_lower_case", True))
     max_len = config.get("model_max_length", 512)
     max_len = max_len if isinstance(max_len, int) and max_len < 1_000_000 else 512
@@ -143,17 +144,6 @@ def load_tokenizer(model_dir: str | Path) -> Tokenizer:
     else:
         raise SeqtuneError(f"{model_dir} has no tokenizer: expected tokenizer.json or vocab.txt.")
     return Tokenizer(backend, lowercase=lowercase, model_max_length=max_len, kind=kind)
-
-
-def _read_tokenizer_config(path: Path) -> dict:
-    try:
-        config = json.loads(path.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise SeqtuneError(f"{path} is incomplete or not valid JSON ({e}); the file may have been cut "
-                           "short by an interrupted copy or download: copy or download it again.") from None
-    if not isinstance(config, dict):
-        raise SeqtuneError(f"{path} is not valid here: it holds a JSON {type(config).__name__}, not an object.")
-    return config
 
 
 def check_vocab_fits(tokenizer: Tokenizer, vocab_size: int, source: str) -> None:

@@ -165,7 +165,7 @@ def test_evaluate_and_predict_take_data_settings(data, tiny_checkpoint, tmp_path
     assert main(["predict", str(model), str(renamed), "--set", "data.text_column=review"]) == 0
     assert len(capsys.readouterr().out.strip().splitlines()) == len(renamed.read_text().splitlines()) - 1
     assert main(["evaluate", str(model), str(renamed), "--set", "train.lr=1"]) == 2
-    assert "only data.* settings apply to a saved model" in capsys.readouterr().err
+    assert "a saved model takes data.* settings and the task settings" in capsys.readouterr().err
 
 
 def test_python_api_names_the_shape_of_a_wrong_input(data, tiny_checkpoint, tmp_path, capsys):

@@ -96,7 +96,7 @@ def test_tasks_read_with_data_encoding(tmp_path, tiny_checkpoint):
     path = tmp_path / "train.tsv"
     path.write_bytes(LATIN1_TSV)
     cls = task_class("classification")
-    make = lambda **data: cls(cls.Options(type="classification"),  # noqa: E731
+    make = lambda **data: cls(cls.Options(type="classification"),
                               DataConfig(text_column="sentence", **data), load_tokenizer(tiny_checkpoint))
     with pytest.raises(SeqtuneError, match=r"train.tsv:3: not UTF-8 text: byte 0xE9"):
         make().read(str(path), "train")
@@ -107,3 +107,25 @@ def test_corpus_reader_names_the_line(tmp_path):
     (tmp_path / "c.txt").write_bytes(b"first\nsecond \xff line\n")
     with pytest.raises(SeqtuneError, match=r"c.txt:2: not UTF-8 text: byte 0xFF at position 8"):
         read_corpus(tmp_path / "c.txt")
+
+
+def test_every_task_reads_with_data_encoding(tmp_path, tiny_checkpoint):
+    """Tagging (CoNLL), QA (SQuAD JSON) and pretraining corpora follow data.encoding too."""
+    tokenizer = load_tokenizer(tiny_checkpoint)
+    conll = tmp_path / "ner.txt"
+    conll.write_bytes("Café B-LOC\nis O\n\n".encode("latin-1"))
+    tagging = task_class("tagging")
+    task = tagging(tagging.Options(type="tagging"), DataConfig(encoding="latin-1"), tokenizer)
+    assert task.read(str(conll), "train")[0].tokens == ["Café", "is"]
+    squad = tmp_path / "qa.json"
+    squad.write_bytes(json.dumps({"data": [{"title": "t", "paragraphs": [{"context": "un café crème", "qas": [
+        {"id": "q1", "question": "quoi ?", "answers": [{"text": "café", "answer_start": 3}]}]}]}]},
+        ensure_ascii=False).encode("latin-1"))
+    qa = task_class("qa")
+    assert qa(qa.Options(), DataConfig(encoding="latin-1"), tokenizer).read(str(squad), "train")[0].context == "un café crème"
+    corpus = tmp_path / "corpus.txt"
+    corpus.write_bytes("un café\n".encode("latin-1"))
+    mlm = task_class("mlm")
+    assert mlm(mlm.Options(), DataConfig(encoding="latin-1"), tokenizer).read(str(corpus), "train")[0].text == "un café"
+    with pytest.raises(SeqtuneError, match="not UTF-8"):
+        mlm(mlm.Options(), DataConfig(), tokenizer).read(str(corpus), "train")

@@ -233,7 +233,7 @@ def test_windows_for_regression_and_not_for_pairs(tmp_path, dna_checkpoint):
         read_fit_encode(pair, tmp_path / "p.csv")
 
 
-def test_cli_fasta_with_a_labels_file_in_windows(tmp_path, dna_checkpoint):
+def test_cli_fasta_with_a_labels_file_in_windows(tmp_path, dna_checkpoint, caplog):
     """Train, evaluate and predict on FASTA records longer than data.max_length."""
     import random
 
@@ -269,3 +269,8 @@ def test_cli_fasta_with_a_labels_file_in_windows(tmp_path, dna_checkpoint):
     first, second = (json.loads(line) for line in out.read_text().splitlines())
     assert (first["id"], second["id"]) == ("n1", "n2") and first["text"] == "acgt" * 10
     assert first["probabilities"] == second["probabilities"]  # folded to the vocabulary's case
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="seqtune"):
+        assert main(["predict", str(run / "model"), str(tmp_path / "new.fasta"), "--set", "data.case=keep",
+                     "-o", str(out)]) == 0
+    assert "50.0% of the input tokens (40 of 80) are not in the model's vocabulary" in caplog.text

@@ -353,3 +353,22 @@ def test_cli_train_rejects_unseen_dev_tag(tiny_checkpoint, tmp_path, capsys):
     code = main(["train", str(config)])
     assert code == 2
     assert f"{dev}:3: tag 'B-MISC' does not occur in the training data" in capsys.readouterr().err
+
+
+def test_a_saved_model_decodes_as_evaluate_and_predict_ask(tiny_checkpoint, tmp_path):
+    """--set task.decode=... switches decoding of a saved model; settings that fix weights stay fixed."""
+    from seqtune.errors import SeqtuneError
+    from seqtune.inference import load_trained_model
+    from seqtune.models.task_model import model_for_finetuning, save_model
+
+    tokenizer = load_tokenizer(tiny_checkpoint)
+    task = make_task(tokenizer, decode="viterbi")
+    task.fit(SENTENCES)
+    model, _ = model_for_finetuning(str(tiny_checkpoint), task)
+    save_model(tmp_path / "model", model, task, tokenizer)
+    switched, _ = load_trained_model(tmp_path / "model", ["task.decode=argmax"])
+    assert switched.options.decode == "argmax"
+    ds = switched.encode(SENTENCES, "dev")
+    assert switched.predictions(invalid_outputs(switched, ds), ds)[0]["tags"] == ["I-PER", "I-PER", "O", "B-LOC", "I-PER"]
+    with pytest.raises(SeqtuneError, match="task.decode"):
+        load_trained_model(tmp_path / "model", ["task.head=mlp"])

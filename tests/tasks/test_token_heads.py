@@ -301,3 +301,15 @@ def test_cli_trains_a_conv_head_with_auto_class_weights(char_checkpoint, tmp_pat
     assert main(["train", str(config)]) == 2
     err = capsys.readouterr().err
     assert "task.class_weights names label 'X'" in err and "Traceback" not in err
+
+
+def test_classification_class_weights_take_every_form_through_the_config():
+    from seqtune.config import load_config
+    from seqtune.errors import SeqtuneError
+
+    for value, expected in [("auto", "auto"), ("balanced", "balanced"), ("[1, 2.5]", [1.0, 2.5]),
+                            ("{pos: 3}", {"pos": 3.0})]:
+        cfg = load_config(None, ["task.type=classification", f"task.class_weights={value}"])
+        assert cfg.task.class_weights == expected
+    with pytest.raises(SeqtuneError, match="class_weights"):
+        load_config(None, ["task.type=classification", "task.class_weights={pos: 0}"])

@@ -12,17 +12,24 @@ def add_parser(subparsers):
                     "in the format it was trained on; prints the metrics as JSON.",
     )
     p.add_argument("model_dir", help="model directory written by seqtune train")
-    p.add_argument("data_file", help="labelled file (same columns/format as the training data)")
+    p.add_argument("data_file", help="labelled file (the training data's columns and format unless --set data.... says otherwise)")
     p.add_argument("--device", default="auto", help="cpu, cuda or auto (default: auto)")
-    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="data.KEY=VALUE",
-                   help="read DATA_FILE with other data settings than the training files, e.g. "
-                        "--set data.text_column=sentence --set data.header=false (repeatable)")
+    add_saved_model_settings(p, "DATA_FILE")
     return p
+
+
+def add_saved_model_settings(parser, file_name: str) -> None:
+    """--set for commands that read files with a saved model (evaluate, predict)."""
+    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                        help=f"read {file_name} with other data settings than the training files, e.g. "
+                             "--set data.text_column=sentence --set data.header=false, or change how outputs "
+                             "are read: task.decode, task.threshold, task.n_best, task.max_answer_length, "
+                             "task.null_score_diff_threshold, task.doc_stride, task.window_stride (repeatable)")
 
 
 def run(args) -> int:
     from seqtune.api import load
 
-    metrics = load(args.model_dir, device=args.device, data_overrides=args.overrides).evaluate(args.data_file)
+    metrics = load(args.model_dir, device=args.device, overrides=args.overrides).evaluate(args.data_file)
     print(json.dumps(metrics, indent=2))
     return 0

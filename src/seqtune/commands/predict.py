@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 import sys
 
+from seqtune.commands.evaluate import add_saved_model_settings
+
 
 def add_parser(subparsers):
     p = subparsers.add_parser(
@@ -14,23 +16,21 @@ def add_parser(subparsers):
                     "the input, the predicted label(s) and probabilities or scores.",
     )
     p.add_argument("model_dir", help="model directory written by seqtune train")
-    p.add_argument("input", help="file to predict (same columns/format as the training data)")
+    p.add_argument("input", help="file to predict (the training data's columns and format unless --set data.... says otherwise)")
     p.add_argument("--output", "-o", help="output JSONL file (default: stdout)")
     p.add_argument("--device", default="auto", help="cpu, cuda or auto (default: auto)")
     p.add_argument("--probabilities", action="store_true",
                    help="tagging and residues: also write each label's probability at every word/residue, "
                         "as \"probabilities\": {label: [p, ...]} aligned with the predicted labels "
                         "(classification always writes its probabilities)")
-    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="data.KEY=VALUE",
-                   help="read INPUT with other data settings than the training files, e.g. "
-                        "--set data.text_column=sentence --set data.header=false (repeatable)")
+    add_saved_model_settings(p, "INPUT")
     return p
 
 
 def run(args) -> int:
     from seqtune.api import load
 
-    model = load(args.model_dir, device=args.device, data_overrides=args.overrides)
+    model = load(args.model_dir, device=args.device, overrides=args.overrides)
     records = model.predict_file(args.input, probabilities=args.probabilities)
     out = open(args.output, "w", encoding="utf-8") if args.output else sys.stdout
     try:

@@ -50,18 +50,18 @@ class Corpus:
 
 
 def read_corpus(path: str | Path, format: str = "auto", column: Column = "text",
-                max_records: int | None = None, header: bool = True) -> Corpus:
+                max_records: int | None = None, header: bool = True, encoding: str = "utf-8") -> Corpus:
     """Read an unlabelled corpus. Empty records are errors, blank text lines are skipped and counted."""
     path = check_file(path)
     fmt = detect_format(path, format, CORPUS_FORMATS, "corpus")
     name, info = path.name, {}
     if fmt == "text":
-        lines = read_lines(path, max_records)
+        lines = read_lines(path, max_records, encoding)
         records = [CorpusRecord(text, f"{name}:{n}") for n, text in lines.lines]
         info = {"blank_lines": lines.blank} if lines.blank else {}
     elif fmt == "fasta":
         records = []
-        for r in read_fasta(path, max_records):
+        for r in read_fasta(path, max_records, encoding):
             where = f"{name} record {r.number} (>{r.id or ''}, line {r.line})"
             sequence = "".join(r.lines)
             if not sequence.isalpha():
@@ -70,15 +70,15 @@ def read_corpus(path: str | Path, format: str = "auto", column: Column = "text",
                 raise SeqtuneError(f"{where}: the record has no sequence (empty record).")
             records.append(CorpusRecord(sequence, where))
     else:
-        records = _table_records(path, fmt, column, max_records, header)
+        records = _table_records(path, fmt, column, max_records, header, encoding)
     if not records:
         raise SeqtuneError(f"{path}: the corpus is empty (no {'sequences' if fmt == 'fasta' else 'text'} found).")
     return Corpus(records, name, info)
 
 
 def _table_records(path: Path, fmt: str, column: Column, max_records: int | None,
-                   header: bool) -> list[CorpusRecord]:
-    table = read_table(path, fmt, max_records, header=header, what="corpus")
+                   header: bool, encoding: str) -> list[CorpusRecord]:
+    table = read_table(path, fmt, max_records, header=header, what="corpus", encoding=encoding)
     table.require(column, "data.text_column", "text")
     records = []
     for row, line in zip(table.rows, table.lines):

@@ -25,6 +25,7 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
 from seqtune.errors import SeqtuneError
+from seqtune.files import read_json_object
 from seqtune.models.encoder import EncoderConfig
 
 WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin")
@@ -68,18 +69,6 @@ def read_config(model_dir: str | Path) -> dict:
             f"weights ({' or '.join(WEIGHT_FILES)}) and tokenizer files."
         )
     return read_json_object(path)
-
-
-def read_json_object(path: Path) -> dict:
-    """A JSON file that must hold one object; a cut-short, corrupt or non-object file is a SeqtuneError."""
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise SeqtuneError(f"{path} is incomplete or not valid JSON ({e}); the file may have been cut "
-                           "short by an interrupted copy or download: copy or download it again.") from None
-    if not isinstance(data, dict):
-        raise SeqtuneError(f"{path} is not valid here: it holds a JSON {type(data).__name__}, not an object.")
-    return data
 
 
 def read_weights(model_dir: str | Path) -> dict[str, torch.Tensor]:

@@ -66,7 +66,8 @@ class MaskedLMTask(Task):
 
     # ---- data -----------------------------------------------------------------------------
     def read(self, path: str, split: str) -> Corpus:
-        corpus = read_corpus(path, self.data.format, self.data.text_column, self.data.max_rows, self.data.header)
+        corpus = read_corpus(path, self.data.format, self.data.text_column, self.data.max_rows, self.data.header,
+                             self.data.encoding)
         if split == "train" and self.data.exclude_similar_to:
             corpus = without_near_duplicates(corpus, self.data.exclude_similar_to, self.data.header)
         return corpus

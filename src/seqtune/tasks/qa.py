@@ -57,7 +57,7 @@ class QuestionAnsweringTask(Task):
     # ---- data -------------------------------------------------------------------------------
     def read(self, path: str, split: str) -> list[QAExample]:
         """SQuAD JSON or JSONL; every split but "predict" needs answers (or v2.0's is_impossible)."""
-        examples = read_squad(path, self.data.max_rows, self.data.format)
+        examples = read_squad(path, self.data.max_rows, self.data.format, self.data.encoding)
         if split == "predict":
             return examples
         unlabelled = next((e for e in examples if e.answers is None), None)

@@ -17,20 +17,24 @@ logits. An input that fits gives exactly one window, the same feature as without
 
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import torch
 
-from collections import Counter
-
 from seqtune.data.readers.fasta_labels import read_fasta_texts
 from seqtune.data.readers.formats import check_file, detect_format
 from seqtune.data.readers.table import read_table
 from seqtune.errors import SeqtuneError
 from seqtune.models.heads import SequenceHead
-from seqtune.tasks.alphabet import UNKNOWN_WARNING_SHARE, case_folder, source_of, warn_unknown
+from seqtune.tasks.alphabet import (
+    UNKNOWN_WARNING_SHARE,
+    case_folder,
+    source_of,
+    warn_unknown,
+)
 from seqtune.tasks.base import EncodedDataset, Task
 from seqtune.tasks.windows import window_features
 

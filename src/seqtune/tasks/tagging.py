@@ -104,7 +104,7 @@ class TaggingTask(TokenTask):
         d = self.data
         return read_tagged(path, d.format, labelled=split != "predict", token_column=d.token_column,
                            tag_column=d.tag_column, tokens_key=d.tokens_key, tags_key=d.tags_key,
-                           max_sentences=d.max_rows)
+                           max_sentences=d.max_rows, encoding=d.encoding)
 
     def examples_from_inputs(self, inputs: list) -> list[TaggedSentence]:
         """Python-API inputs: a sentence as a string (split on whitespace) or a list of words."""

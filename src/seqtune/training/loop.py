@@ -84,7 +84,7 @@ def train(
     scaler = torch.amp.GradScaler(enabled=runtime.autocast_dtype == torch.float16)
     metric = cfg.metric or task.primary_metric
     best = Best(metric, task.higher_is_better(metric))
-    log(f"training: {len(train_set.features)} examples, {steps_per_epoch} steps/epoch, "
+    log(f"training: {len(train_set.features)} inputs (windows counted apart), {steps_per_epoch} steps/epoch, "
         f"{total_steps} optimiser steps, lr {cfg.lr:g}")
 
     step, micro, tokens_seen, train_seconds = 0, 0, 0, 0.0

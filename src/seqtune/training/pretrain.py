@@ -43,7 +43,8 @@ def prepare_from_scratch(cfg: RunConfig) -> Path:
     """Build tokenizer + random model for `cfg`; returns the new checkpoint directory."""
     check_pretraining_config(cfg)
     spec = cfg.model.vocab or VocabSpec()
-    corpus = read_corpus(cfg.data.train, cfg.data.format, cfg.data.text_column, cfg.data.max_rows, cfg.data.header)
+    corpus = read_corpus(cfg.data.train, cfg.data.format, cfg.data.text_column, cfg.data.max_rows, cfg.data.header,
+                         cfg.data.encoding)
     tokenizer = build_tokenizer(spec, corpus.records, corpus.source)
     arch = cfg.model.architecture or ArchitectureSpec()
     enc_cfg = encoder_config(arch, tokenizer.vocab_size, tokenizer.pad_id, max_length_for(cfg, None))
@@ -65,7 +66,8 @@ def check_continued(cfg: RunConfig) -> None:
             "pretrain from scratch."
         )
     if cfg.model.vocab is not None:
-        corpus = read_corpus(cfg.data.train, cfg.data.format, cfg.data.text_column, cfg.data.max_rows, cfg.data.header)
+        corpus = read_corpus(cfg.data.train, cfg.data.format, cfg.data.text_column, cfg.data.max_rows, cfg.data.header,
+                         cfg.data.encoding)
         wanted = build_tokenizer(cfg.model.vocab, corpus.records, corpus.source)
         if not same_vocabulary(wanted, tokenizer):
             theirs, ours = tokenizer.backend.get_vocab(), wanted.backend.get_vocab()
