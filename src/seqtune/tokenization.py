@@ -1,8 +1,12 @@
 """Tokenizers from checkpoint directories, through the `tokenizers` library.
 
-`load_tokenizer(dir)` reads `tokenizer.json` when present, otherwise builds BERT's WordPiece
-pipeline from `vocab.txt` (lower-casing as `tokenizer_config.json` says). `save` writes both files
-plus `tokenizer_config.json`, so `transformers.AutoTokenizer` loads what we save.
+`load_tokenizer(dir)` reads `tokenizer.json` when present (BERT's WordPiece, RoBERTa's byte-level
+BPE, XLM-R's SentencePiece Unigram: the file's own pipeline and special-token layout), otherwise
+builds BERT's WordPiece pipeline from `vocab.txt` (lower-casing as `tokenizer_config.json` says).
+The special tokens ([CLS]/<s>, [SEP]/</s>, [PAD]/<pad>, [UNK]/<unk>, [MASK]/<mask>) are read from
+`tokenizer_config.json` / `special_tokens_map.json`, else from tokenizer.json's post-processor, else
+by their usual names. `save` writes tokenizer.json plus `tokenizer_config.json` (and BERT's vocab.txt),
+so `transformers.AutoTokenizer` loads what we save.
 """
 
 from __future__ import annotations
@@ -18,35 +22,57 @@ from seqtune.errors import SeqtuneError
 from seqtune.files import read_json_object
 
 SPECIAL_TOKENS = ("[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]")
+# Role -> the usual names, BERT's first, then RoBERTa's and XLM-R's.
+SPECIAL_NAMES = {"cls": ("[CLS]", "<s>"), "sep": ("[SEP]", "</s>"), "pad": ("[PAD]", "<pad>"),
+                 "unk": ("[UNK]", "<unk>"), "mask": ("[MASK]", "<mask>")}
 
 
 class Encoded(NamedTuple):
     ids: list[int]
     type_ids: list[int]
     truncated: bool  # tokens were cut to fit max_length
+    lengths: tuple[int, int] = (0, 0)  # content tokens of the text and of the second text
 
 
 class Tokenizer:
-    """A BERT tokenizer: `[CLS] a [SEP]` or `[CLS] a [SEP] b [SEP]` with token type ids 0/1.
+    """A BERT-family tokenizer: `[CLS] a [SEP]` / `[CLS] a [SEP] b [SEP]` with token type ids 0/1
+    (BERT), or `<s> a </s>` / `<s> a </s></s> b </s>` with type ids 0 (RoBERTa, XLM-R), as the
+    backend's post-processor says.
 
     Wraps a `tokenizers.Tokenizer` (available as `.backend`, for word ids and character offsets).
+    special: role ("cls", "sep", "pad", "unk", "mask") -> token, as the checkpoint's tokenizer files
+    name them; roles left out are found in the post-processor or by their usual names.
     """
 
     def __init__(self, backend: HFTokenizer, lowercase: bool, model_max_length: int = 512,
-                 kind: str = "wordpiece"):
+                 kind: str = "wordpiece", special: dict[str, str] | None = None,
+                 tokenizer_class: str | None = None):
         backend.no_padding()
         backend.no_truncation()
         self.backend = backend
         self.lowercase = lowercase
         self.model_max_length = model_max_length
-        self.kind = kind  # "wordpiece" or "char" (one token per character)
-        vocab = backend.get_vocab()
-        missing = [t for t in ("[PAD]", "[UNK]", "[CLS]", "[SEP]") if t not in vocab]
+        self.kind = kind  # "wordpiece", "char" (one token per character), "bpe" or "unigram"
+        self.tokenizer_class = tokenizer_class  # transformers' class, for a bpe/unigram tokenizer's save
+        self.special = find_special_tokens(backend, special or {})
+        missing = [SPECIAL_NAMES[role][0] for role in ("pad", "unk", "cls", "sep") if role not in self.special]
         if missing:
-            raise SeqtuneError(f"the tokenizer's vocabulary lacks the special tokens {missing}.")
-        self.pad_id, self.unk_id = vocab["[PAD]"], vocab["[UNK]"]
-        self.cls_id, self.sep_id = vocab["[CLS]"], vocab["[SEP]"]
-        self.mask_id = vocab.get("[MASK]")
+            raise SeqtuneError(f"the tokenizer's vocabulary lacks the special tokens {missing} (or their "
+                               "RoBERTa names <pad> <unk> <s> </s>).")
+        vocab = backend.get_vocab()
+        self.pad_id, self.unk_id = vocab[self.special["pad"]], vocab[self.special["unk"]]
+        self.cls_id, self.sep_id = vocab[self.special["cls"]], vocab[self.special["sep"]]
+        self.mask_id = vocab.get(self.special.get("mask"))
+        self._word_backend: HFTokenizer | None = None
+
+    def encode_words(self, sentences: list[list[str]]):
+        """Pre-tokenized sentences (lists of words) -> `tokenizers` encodings without special tokens,
+        with word ids. A byte-level BPE (RoBERTa) marks every word as following a space, as
+        transformers' tokenizer with add_prefix_space=True does for is_split_into_words input: a word
+        then splits the same wherever it stands in the sentence."""
+        if self._word_backend is None:
+            self._word_backend = with_prefix_space(self.backend)
+        return self._word_backend.encode_batch(sentences, is_pretokenized=True, add_special_tokens=False)
 
     @property
     def vocab_size(self) -> int:
@@ -66,26 +92,75 @@ class Tokenizer:
             encodings = self.backend.encode_batch(inputs)
         finally:
             self.backend.no_truncation()
-        return [Encoded(e.ids, e.type_ids, bool(e.overflowing)) for e in encodings]
+        return [Encoded(e.ids, e.type_ids, bool(e.overflowing),
+                        (e.sequence_ids.count(0), e.sequence_ids.count(1))) for e in encodings]
 
     def save(self, directory: str | Path) -> None:
         directory = Path(directory)
         self.backend.save(str(directory / "tokenizer.json"))
-        vocab = sorted(self.backend.get_vocab().items(), key=lambda kv: kv[1])
-        (directory / "vocab.txt").write_text("".join(tok + "\n" for tok, _ in vocab))
-        config = {
+        special = {f"{role}_token": token for role, token in self.special.items()}
+        if self.kind in ("wordpiece", "char"):
+            vocab = sorted(self.backend.get_vocab().items(), key=lambda kv: kv[1])
+            (directory / "vocab.txt").write_text("".join(tok + "\n" for tok, _ in vocab))
             # A character vocabulary is not WordPiece: transformers must use tokenizer.json as it is.
-            "tokenizer_class": "BertTokenizer" if self.kind == "wordpiece" else "PreTrainedTokenizerFast",
-            "do_lower_case": self.lowercase,
-            "model_max_length": self.model_max_length,
-            "unk_token": "[UNK]", "sep_token": "[SEP]", "pad_token": "[PAD]",
-            "cls_token": "[CLS]", "mask_token": "[MASK]",
-            "seqtune_tokenizer_kind": self.kind,
-        }
+            config = {"tokenizer_class": "BertTokenizer" if self.kind == "wordpiece" else "PreTrainedTokenizerFast",
+                      "do_lower_case": self.lowercase}
+        else:
+            config = {"tokenizer_class": self.tokenizer_class or "PreTrainedTokenizerFast",
+                      "bos_token": self.special["cls"], "eos_token": self.special["sep"]}
+        config.update({"model_max_length": self.model_max_length, **special,
+                       "seqtune_tokenizer_kind": self.kind})
         (directory / "tokenizer_config.json").write_text(json.dumps(config, indent=2) + "\n")
-        special = {"unk_token": "[UNK]", "sep_token": "[SEP]", "pad_token": "[PAD]",
-                   "cls_token": "[CLS]", "mask_token": "[MASK]"}
         (directory / "special_tokens_map.json").write_text(json.dumps(special, indent=2) + "\n")
+
+
+def find_special_tokens(backend: HFTokenizer, given: dict[str, str]) -> dict[str, str]:
+    """role -> token for the roles cls, sep, pad, unk, mask: as given (the tokenizer files), else the
+    post-processor's ([CLS]/<s> first, [SEP]/</s> last), else the first usual name in the vocabulary."""
+    vocab = backend.get_vocab()
+    found = {role: token for role, token in given.items() if token in vocab}
+    processor = json.loads(backend.to_str()).get("post_processor") or {}
+    from_processor: dict[str, str] = {}
+    for step in processor.get("processors", []) if processor.get("type") == "Sequence" else [processor]:
+        if step.get("type") in ("RobertaProcessing", "BertProcessing"):
+            from_processor = {"cls": step["cls"][0], "sep": step["sep"][0]}
+        elif step.get("type") == "TemplateProcessing":
+            specials = [item["SpecialToken"]["id"] for item in step.get("single", []) if "SpecialToken" in item]
+            from_processor = {"cls": specials[0], "sep": specials[-1]} if len(specials) >= 2 else {}
+    for role, names in SPECIAL_NAMES.items():
+        if role not in found:
+            candidates = [from_processor[role]] if role in from_processor else []
+            token = next((t for t in [*candidates, *names] if t in vocab), None)
+            if token is not None:
+                found[role] = token
+    return found
+
+
+def with_prefix_space(backend: HFTokenizer) -> HFTokenizer:
+    """The backend, or a copy whose byte-level pre-tokenizer adds a space before each word
+    (add_prefix_space): what RoBERTa's tokenizer needs for pre-tokenized words."""
+    spec = json.loads(backend.to_str())
+    pre = spec.get("pre_tokenizer") or {}
+    steps = pre.get("pretokenizers", []) if pre.get("type") == "Sequence" else [pre]
+    byte_level = [step for step in steps if step.get("type") == "ByteLevel" and not step.get("add_prefix_space")]
+    if not byte_level:
+        return backend
+    for step in byte_level:
+        step["add_prefix_space"] = True
+    return HFTokenizer.from_str(json.dumps(spec))
+
+
+def special_tokens_from_files(*configs: dict) -> dict[str, str]:
+    """role -> token named by tokenizer_config.json / special_tokens_map.json ("cls_token": "<s>", or
+    {"content": "<s>", ...}); the first file that names a role wins."""
+    found: dict[str, str] = {}
+    for config in configs:
+        for role in SPECIAL_NAMES:
+            value = config.get(f"{role}_token")
+            value = value.get("content") if isinstance(value, dict) else value
+            if isinstance(value, str) and role not in found:
+                found[role] = value
+    return found
 
 
 def bert_post_processor(vocab: dict[str, int]) -> processors.TemplateProcessing:
@@ -129,21 +204,32 @@ def load_tokenizer(model_dir: str | Path) -> Tokenizer:
         raise SeqtuneError(f"model directory {str(model_dir)!r} does not exist.")
     config_path = model_dir / "tokenizer_config.json"
     config = read_json_object(config_path) if config_path.is_file() else {}
-    lowercase = bool(config.get("do_lower_case", True))
+    map_path = model_dir / "special_tokens_map.json"
+    special = special_tokens_from_files(config, read_json_object(map_path) if map_path.is_file() else {})
     max_len = config.get("model_max_length", 512)
     max_len = max_len if isinstance(max_len, int) and max_len < 1_000_000 else 512
-    kind = config.get("seqtune_tokenizer_kind", "wordpiece")
+    kind = config.get("seqtune_tokenizer_kind")
     if (model_dir / "tokenizer.json").is_file():
         try:
             backend = HFTokenizer.from_file(str(model_dir / "tokenizer.json"))
         except Exception as e:  # noqa: BLE001 - the tokenizers library raises a bare Exception for a bad file
             raise SeqtuneError(f"{model_dir / 'tokenizer.json'} is incomplete or not a valid tokenizer file "
                                f"({e}); copy or download it again.") from None
+        if kind is None:  # not saved by seqtune: the tokenizer's model says
+            model_type = json.loads(backend.to_str()).get("model", {}).get("type")
+            kind = {"BPE": "bpe", "Unigram": "unigram"}.get(model_type, "wordpiece")
     elif (model_dir / "vocab.txt").is_file():
-        backend = wordpiece_from_vocab(read_vocab_file(model_dir / "vocab.txt"), lowercase)
+        kind = kind or "wordpiece"
+        backend = wordpiece_from_vocab(read_vocab_file(model_dir / "vocab.txt"),
+                                       bool(config.get("do_lower_case", True)))
     else:
         raise SeqtuneError(f"{model_dir} has no tokenizer: expected tokenizer.json or vocab.txt.")
-    return Tokenizer(backend, lowercase=lowercase, model_max_length=max_len, kind=kind)
+    # do_lower_case is BERT's setting (its WordPiece lower-cases unless told otherwise); BPE and
+    # Unigram tokenizers keep the case unless their own normalizer folds it.
+    lowercase = bool(config.get("do_lower_case", kind in ("wordpiece", "char")))
+    tokenizer_class = config.get("tokenizer_class") if isinstance(config.get("tokenizer_class"), str) else None
+    return Tokenizer(backend, lowercase=lowercase, model_max_length=max_len, kind=kind, special=special,
+                     tokenizer_class=tokenizer_class)
 
 
 def check_vocab_fits(tokenizer: Tokenizer, vocab_size: int, source: str) -> None:

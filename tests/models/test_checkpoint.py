@@ -75,5 +75,5 @@ def test_sharded_safetensors_checkpoint_loads_all_shards(tmp_path, tiny_checkpoi
 
 
 def test_unsupported_model_type():
-    with pytest.raises(SeqtuneError, match="roberta"):
-        EncoderConfig.from_dict({"model_type": "roberta"})
+    with pytest.raises(SeqtuneError, match="'deberta-v2' is not supported.*'bert', 'roberta', 'xlm-roberta'"):
+        EncoderConfig.from_dict({"model_type": "deberta-v2"})

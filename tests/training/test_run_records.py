@@ -41,15 +41,15 @@ def test_a_mistyped_test_file_fails_before_training(tmp_path, tiny_checkpoint, c
 
 
 def test_a_wrong_model_type_fails_before_the_data_is_read(tmp_path, tiny_checkpoint, capsys):
-    model = tmp_path / "roberta"
+    model = tmp_path / "deberta"
     shutil.copytree(tiny_checkpoint, model)
     config = json.loads((model / "config.json").read_text())
-    (model / "config.json").write_text(json.dumps({**config, "model_type": "roberta"}))
+    (model / "config.json").write_text(json.dumps({**config, "model_type": "deberta-v2"}))
     bad_data = tmp_path / "train.tsv"
     bad_data.write_text("text\tlabel\nfine\t1\n")  # no 'sentence' column: would fail if read first
     code = main(train_args(tmp_path, model))
     err = capsys.readouterr().err
-    assert code == 2 and "model_type 'roberta'" in err and "sentence" not in err
+    assert code == 2 and "model_type 'deberta-v2'" in err and "sentence" not in err
 
 
 def test_results_are_written_when_the_final_test_evaluation_fails(tmp_path, tiny_checkpoint, capsys):

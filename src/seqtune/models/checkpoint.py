@@ -2,7 +2,8 @@
 
 A checkpoint directory holds `config.json`, weights in `model.safetensors` (or `pytorch_model.bin`,
 or shards listed by their `.index.json`) and tokenizer files. Encoder weights use Hugging Face names
-(`bert.encoder.layer.0.attention.self.query.weight`, ...); this module maps them to our module names
+(`bert.encoder.layer.0.attention.self.query.weight`, ...; RoBERTa and XLM-R the same names under
+`roberta.`, the family's `prefix` in encoder.FAMILIES); this module maps them to our module names
 (`layers.0.attention.qkv.weight`, with query, key and value fused) and back. Head weights keep their
 Hugging Face names (`classifier.weight`, ...): our head modules are named so that their state-dict
 keys already are those names.
@@ -185,9 +186,12 @@ class SplitCheckpoint:
     unmapped_encoder_keys: list[str] = field(default_factory=list)
 
 
-def split_checkpoint(state: dict[str, torch.Tensor]) -> SplitCheckpoint:
-    """Separate encoder tensors (mapped to our names, q/k/v fused) from head tensors."""
-    prefix = "bert." if any(k.startswith("bert.") for k in state) else ""
+def split_checkpoint(state: dict[str, torch.Tensor], family_prefix: str = "bert.") -> SplitCheckpoint:
+    """Separate encoder tensors (mapped to our names, q/k/v fused) from head tensors.
+
+    family_prefix: the encoder's key prefix in *For* checkpoints (EncoderConfig.family.prefix); a
+    base-model checkpoint (BertModel, RobertaModel) has none."""
+    prefix = family_prefix if any(k.startswith(family_prefix) for k in state) else ""
     encoder: dict[str, torch.Tensor] = {}
     other: dict[str, torch.Tensor] = {}
     unmapped: list[str] = []

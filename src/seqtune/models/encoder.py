@@ -1,5 +1,9 @@
 """A BERT encoder in plain PyTorch, readable top to bottom.
 
+RoBERTa and XLM-R ("roberta", "xlm-roberta") are the same network; what differs is listed in
+`FAMILIES`: their checkpoint key prefix, position ids that start after the padding id, and a
+classification head of their own instead of BERT's pooler (`heads.py`).
+
 Shapes: B = batch, T = padded sequence length, H = hidden size, N = attention heads, D = H / N.
 
 The module names are our own (short and descriptive); `checkpoint.py` maps them to and from the
@@ -25,9 +29,26 @@ ACTIVATIONS = {
 }
 
 
+@dataclass(frozen=True)
+class Family:
+    """What differs between the encoder families that run on this one encoder."""
+
+    hf_name: str  # class-name stem in transformers: Bert -> BertForSequenceClassification
+    prefix: str  # key prefix of the encoder in *For* checkpoints ("bert.", "roberta.")
+    offset_positions: bool  # position ids start at pad_token_id + 1 (fairseq's convention)
+    pooler: bool  # *ForSequenceClassification reads the encoder's pooler (else: its own dense + tanh)
+
+
+FAMILIES = {
+    "bert": Family("Bert", "bert.", offset_positions=False, pooler=True),
+    "roberta": Family("Roberta", "roberta.", offset_positions=True, pooler=False),
+    "xlm-roberta": Family("XLMRoberta", "roberta.", offset_positions=True, pooler=False),
+}
+
+
 @dataclass
 class EncoderConfig:
-    """The fields of a Hugging Face `config.json` (model_type "bert") that define the encoder.
+    """The fields of a Hugging Face `config.json` (a model_type of `FAMILIES`) that define the encoder.
 
     Keys of `config.json` that are not encoder fields (id2label, architectures, ...) are kept in
     `extra` and written back when the model is saved.
@@ -51,11 +72,16 @@ class EncoderConfig:
     extra: dict = field(default_factory=dict, repr=False)
 
     def __post_init__(self) -> None:
-        if self.model_type != "bert":
+        if self.model_type not in FAMILIES:
             raise SeqtuneError(
-                f"model_type {self.model_type!r} is not supported: seqtune reads BERT checkpoints "
-                "(model_type 'bert'). RoBERTa/XLM-R use other position ids and head layouts and are "
-                "not supported in this version."
+                f"model_type {self.model_type!r} is not supported: seqtune reads checkpoints of the model "
+                f"types {', '.join(map(repr, FAMILIES))} (config.json's model_type). Other families "
+                "(DeBERTa, ELECTRA, DistilBERT, ...) have other layers or position encodings."
+            )
+        if self.max_tokens < 1:
+            raise SeqtuneError(
+                f"max_position_embeddings {self.max_position_embeddings} leaves no position for tokens: "
+                f"{self.model_type} position ids start at pad_token_id + 1 = {self.position_offset}."
             )
         if self.position_embedding_type != "absolute":
             raise SeqtuneError(
@@ -71,6 +97,21 @@ class EncoderConfig:
                 f"hidden_size {self.hidden_size} is not divisible by num_attention_heads "
                 f"{self.num_attention_heads}."
             )
+
+    @property
+    def family(self) -> Family:
+        return FAMILIES[self.model_type]
+
+    @property
+    def position_offset(self) -> int:
+        """Position id of the first token: 0, or pad_token_id + 1 for RoBERTa and XLM-R (whose
+        max_position_embeddings counts those unused slots: 514 for 512 tokens)."""
+        return self.pad_token_id + 1 if self.family.offset_positions else 0
+
+    @property
+    def max_tokens(self) -> int:
+        """The longest input the position embeddings allow, special tokens included."""
+        return self.max_position_embeddings - self.position_offset
 
     @classmethod
     def from_dict(cls, d: dict) -> "EncoderConfig":
@@ -93,13 +134,18 @@ class Embeddings(nn.Module):
         self.word = nn.Embedding(cfg.vocab_size, cfg.hidden_size, padding_idx=cfg.pad_token_id)
         self.position = nn.Embedding(cfg.max_position_embeddings, cfg.hidden_size)
         self.token_type = nn.Embedding(cfg.type_vocab_size, cfg.hidden_size)
+        self.position_offset = cfg.position_offset
         self.norm = nn.LayerNorm(cfg.hidden_size, eps=cfg.layer_norm_eps)
         self.dropout = nn.Dropout(cfg.hidden_dropout_prob)
 
     def forward(self, input_ids: torch.Tensor, token_type_ids: torch.Tensor | None) -> torch.Tensor:
         # input_ids, token_type_ids: (B, T) -> (B, T, H)
-        check_positions(input_ids.shape[1], self.position.num_embeddings, "a batch of inputs of")
-        positions = torch.arange(input_ids.shape[1], device=input_ids.device)
+        # Inputs are right-padded, so real tokens sit at 0..n-1: positions offset + 0..n-1, as
+        # transformers' create_position_ids_from_input_ids gives them (padding gets other ids there,
+        # which changes no real token's output).
+        check_positions(input_ids.shape[1], self.position.num_embeddings - self.position_offset,
+                        "a batch of inputs of", self.position_offset)
+        positions = torch.arange(input_ids.shape[1], device=input_ids.device) + self.position_offset
         x = self.word(input_ids) + self.position(positions)
         if token_type_ids is None:
             x = x + self.token_type.weight[0]
@@ -189,11 +235,14 @@ class Layer(nn.Module):
         return self.ffn_norm(x + self.dropout(self.ffn_out(self.act(self.ffn_in(x)))))
 
 
-def check_positions(length: int, max_positions: int, what: str = "data.max_length") -> None:
-    """The one check that inputs of `length` tokens fit the model's position embeddings."""
+def check_positions(length: int, max_positions: int, what: str = "data.max_length", offset: int = 0) -> None:
+    """The one check that inputs of `length` tokens fit the model's position embeddings.
+    max_positions: the usable positions; offset: the position id of the first token (RoBERTa)."""
     if length > max_positions:
-        raise SeqtuneError(f"{what} {length} is larger than the model's max_position_embeddings "
-                           f"{max_positions}; lower data.max_length.")
+        usable = (f"max_position_embeddings {max_positions}" if not offset else
+                  f"{max_positions} positions (max_position_embeddings {max_positions + offset}, whose "
+                  f"first {offset} are never used by tokens)")
+        raise SeqtuneError(f"{what} {length} is larger than the model's {usable}; lower data.max_length.")
 
 
 class Pooler(nn.Module):
@@ -233,7 +282,8 @@ class Encoder(nn.Module):
         self.config = cfg
         self.embeddings = Embeddings(cfg)
         self.layers = nn.ModuleList(Layer(cfg) for _ in range(cfg.num_hidden_layers))
-        self.pooler = Pooler(cfg) if add_pooler else None
+        # RoBERTa's classification head has its own dense + tanh: its encoder has no pooler.
+        self.pooler = Pooler(cfg) if add_pooler and cfg.family.pooler else None
         self.apply(self.init_weights)
 
     def init_weights(self, module: nn.Module) -> None:

@@ -55,8 +55,9 @@ class SequenceHead(Head):
     """One vector per sequence -> dropout -> linear, giving (B, num_outputs).
 
     pooling:
-      - "pooler": BERT's pretrained pooler, tanh(W h_[CLS]); exactly `BertForSequenceClassification`,
-        so `transformers` loads the saved model and gives the same logits (the default);
+      - "pooler": the family's own *ForSequenceClassification head, so `transformers` loads the saved
+        model and gives the same logits (the default). BERT: the pretrained pooler, tanh(W h_[CLS]),
+        then dropout + linear. RoBERTa/XLM-R (no pooler): `RobertaClassificationHead` on <s>;
       - "cls":   the final [CLS] vector as it is (the BERT paper's formulation);
       - "mean":  masked mean over real tokens;
       - "mlp":   [CLS] -> dropout -> linear(H, mlp_hidden) -> GELU -> dropout -> linear.
@@ -69,7 +70,10 @@ class SequenceHead(Head):
         self.first_token_only = pooling != "mean"  # the encoder may compute only [CLS] in its last block
         p = cfg.hidden_dropout_prob if dropout is None else dropout
         self.dropout = nn.Dropout(p)
-        if pooling == "mlp":
+        self.uses_pooler = pooling == "pooler" and cfg.family.pooler
+        if pooling == "pooler" and not cfg.family.pooler:
+            self.classifier = ClassificationHead(cfg.hidden_size, num_outputs, p)
+        elif pooling == "mlp":
             width = mlp_hidden or cfg.hidden_size
             self.classifier = nn.Sequential(
                 nn.Linear(cfg.hidden_size, width), nn.GELU(), nn.Dropout(p), nn.Linear(width, num_outputs)
@@ -79,13 +83,28 @@ class SequenceHead(Head):
         init_linear_layers(self, cfg.initializer_range)
 
     def forward(self, hidden: torch.Tensor, attention_mask: torch.Tensor, pooler: Pooler | None) -> torch.Tensor:
-        if self.pooling == "pooler":
+        if self.uses_pooler:
             vector = pooler(hidden)
         elif self.pooling == "mean":
             vector = masked_mean(hidden, attention_mask)
         else:
             vector = hidden[:, 0]
         return self.classifier(self.dropout(vector))
+
+
+class ClassificationHead(nn.Module):
+    """RoBERTa's sequence-classification head after its first dropout: dense -> tanh -> dropout ->
+    out_proj (keys `classifier.dense.*`, `classifier.out_proj.*`, as `RobertaClassificationHead`).
+    The dense + tanh play the part of BERT's pooler, trained from scratch with the head."""
+
+    def __init__(self, hidden_size: int, num_outputs: int, dropout: float):
+        super().__init__()
+        self.dense = nn.Linear(hidden_size, hidden_size)
+        self.dropout = nn.Dropout(dropout)
+        self.out_proj = nn.Linear(hidden_size, num_outputs)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.out_proj(self.dropout(torch.tanh(self.dense(x))))
 
 
 class TokenHead(Head):

@@ -53,8 +53,9 @@ class TaskModel(nn.Module):
         return self.head(hidden, batch["attention_mask"], self.encoder.pooler, **inputs)
 
     def hf_state_dict(self) -> dict[str, torch.Tensor]:
-        """All weights under Hugging Face names (encoder prefixed "bert.")."""
-        return {**encoder_state_to_hf(self.encoder.state_dict()), **self.head.state_dict()}
+        """All weights under Hugging Face names (encoder prefixed "bert." or "roberta.")."""
+        prefix = self.encoder.config.family.prefix
+        return {**encoder_state_to_hf(self.encoder.state_dict(), prefix), **self.head.state_dict()}
 
 
 def model_for_finetuning(path: str, task, weights: dict[str, torch.Tensor] | None = None
@@ -62,9 +63,10 @@ def model_for_finetuning(path: str, task, weights: dict[str, torch.Tensor] | Non
     """Encoder from a checkpoint directory + a fresh head for `task`. Returns (model, report lines).
     `weights`: the directory's weights when the caller has read them already (read_weights)."""
     cfg = encoder_config_from_dir(path)
+    task.check_model_type(cfg.model_type)
     check_vocab_fits(task.tokenizer, cfg.vocab_size, path)
     encoder = Encoder(cfg, add_pooler=task.needs_pooler)
-    split = split_checkpoint(read_weights(path) if weights is None else weights)
+    split = split_checkpoint(read_weights(path) if weights is None else weights, cfg.family.prefix)
     report = load_encoder_state(encoder, split, path)
     head = task.build_head(cfg)
     reused = head.load_pretrained(split.other)  # the MLM head starts from the checkpoint's, if any
@@ -83,6 +85,10 @@ def save_model(directory: str | Path, model: TaskModel, task, tokenizer: Tokeniz
     config = model.encoder.config.to_dict()
     config.pop("architectures", None)
     config.update(task.hf_config())
+    # Tasks name BERT's classes; RoBERTa and XLM-R have the same ones under their own stem.
+    stem = model.encoder.config.family.hf_name
+    config["architectures"] = [stem + a.removeprefix("Bert") if a.startswith("Bert") else a
+                               for a in config.get("architectures", [])]
     write_json(directory / "config.json", config)
     save_weights(directory / "model.safetensors", model.hf_state_dict())
     tokenizer.save(directory)

@@ -83,6 +83,8 @@ class Task(ABC):
     # Metrics of this task that are better lower (losses, errors); every other one is better higher.
     lower_is_better: ClassVar[frozenset[str]] = frozenset({"loss"})
     needs_pooler: ClassVar[bool] = False  # build the encoder with BERT's pooler
+    # The model_type values (encoder.FAMILIES) whose checkpoints this task fine-tunes and saves.
+    model_types: ClassVar[tuple[str, ...]] = ("bert", "roberta", "xlm-roberta")
     default_max_length: ClassVar[int] = 128  # data.max_length when the config leaves it unset
 
     def __init__(self, options: TaskOptions, data: DataConfig, tokenizer: Tokenizer):
@@ -97,6 +99,15 @@ class Task(ABC):
     def greater_is_better(self) -> bool:
         """Direction of the primary metric."""
         return self.higher_is_better(self.primary_metric)
+
+    def check_model_type(self, model_type: str) -> None:
+        """A clear error when this task does not support the checkpoint's family (before any data is read)."""
+        if model_type not in self.model_types:
+            raise SeqtuneError(
+                f"the {self.name} task supports checkpoints of model_type {', '.join(map(repr, self.model_types))} "
+                f"only, not {model_type!r}: its head, inputs and saved layout are written for those "
+                f"families so far. Use a checkpoint of a supported type for {self.name}."
+            )
 
     # ---- data -------------------------------------------------------------------------------
     @abstractmethod

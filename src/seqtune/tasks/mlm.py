@@ -41,6 +41,7 @@ class MaskedLMTask(Task):
     name = "mlm"
     Options = MaskedLMOptions
     hf_architecture = "BertForMaskedLM"
+    model_types = ("bert",)  # RoBERTa/XLM-R: not yet (their own special-token layout and heads)
     primary_metric = "loss"
     lower_is_better = frozenset({"loss", "perplexity"})
     needs_pooler = False

@@ -159,10 +159,10 @@ class SequenceTask(Task):
                     feature["labels"] = e.label
                 features.append(feature)
                 counts[0] += enc.ids.count(self.tokenizer.unk_id)
-                counts[1] += len(enc.ids) - (3 if pairs is not None else 2)
+                counts[1] += sum(enc.lengths)
             info = {"truncated": sum(enc.truncated for enc in encoded)}
             if counts[0]:
-                kept = [(enc.type_ids.count(0) - 2, enc.type_ids.count(1) - 1) for enc in encoded]
+                kept = [enc.lengths for enc in encoded]
         if counts[0]:
             info["unknown_tokens"] = counts[0]
             self._warn_unknown(examples, texts, pairs, counts[0], counts[1], kept)

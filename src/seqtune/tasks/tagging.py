@@ -1,7 +1,8 @@
 """Word tagging (NER, POS, chunking): one tag per word, from a token-classification head.
 
 Input: CoNLL column files or JSONL (see `data/readers/conll.py`). Each sentence's words are split
-into WordPiece sub-tokens by the fast tokenizer (pre-tokenized input, so its word ids map every
+into sub-tokens (WordPiece, or byte-level BPE with a space before every word, as transformers'
+add_prefix_space=True) by the fast tokenizer (pre-tokenized input, so its word ids map every
 sub-token back to its word). The word's tag goes on its first sub-token; the other sub-tokens get
 label -100 and are left out of the loss (or, with `label_all_subtokens`, get the word's tag, with
 B-X turned into I-X after the first sub-token, as Hugging Face's run_ner does). A word the
@@ -139,9 +140,7 @@ class TaggingTask(TokenTask):
 
     def encode(self, examples: list[TaggedSentence], split: str) -> TaggingDataset:
         """Sentences -> windowed features; sub-token alignment as the module docstring says."""
-        encodings = self.tokenizer.backend.encode_batch(
-            [e.tokens for e in examples], is_pretokenized=True, add_special_tokens=False
-        )
+        encodings = self.tokenizer.encode_words([e.tokens for e in examples])
         all_ids, all_labels, starts_per_example, empty_words = [], [], [], 0
         labelled = all(e.tags is not None for e in examples)
         continuation = self._continuation_ids()

@@ -79,7 +79,8 @@ def check_continued(cfg: RunConfig) -> None:
                 "Continued pretraining keeps the checkpoint's vocabulary: remove model.vocab, or "
                 "pretrain from scratch (model.path unset) to use a new one."
             )
-    max_length_for(cfg, encoder_config_from_dir(path).max_position_embeddings)
+    encoder_cfg = encoder_config_from_dir(path)
+    max_length_for(cfg, encoder_cfg.max_tokens, encoder_cfg.position_offset)
 
 
 def check_pretraining_config(cfg: RunConfig) -> None:

@@ -79,12 +79,13 @@ def require_model(cfg: RunConfig) -> ModelSource:
     return resolve_model(cfg.model.path, cfg.model.revision)
 
 
-def max_length_for(cfg: RunConfig, max_positions: int | None) -> int:
+def max_length_for(cfg: RunConfig, max_positions: int | None, offset: int = 0) -> int:
     """data.max_length as set (checked against the model's positions), or else the task's default,
-    capped at the model's positions."""
+    capped at the model's positions. max_positions: usable positions (EncoderConfig.max_tokens),
+    offset: EncoderConfig.position_offset (for the message)."""
     if cfg.data.max_length is not None:
         if max_positions is not None:
-            check_positions(cfg.data.max_length, max_positions)
+            check_positions(cfg.data.max_length, max_positions, offset=offset)
         return cfg.data.max_length
     default = task_class(cfg.task.type).default_max_length
     return default if max_positions is None else min(default, max_positions)
@@ -145,10 +146,12 @@ def train_from_config(cfg: RunConfig) -> Path:
     source = require_model(cfg)
     model_path = source.path
     encoder_cfg = encoder_config_from_dir(model_path)  # a wrong or unsupported model type fails here
-    cfg = replace(cfg, data=replace(cfg.data, max_length=max_length_for(cfg, encoder_cfg.max_position_embeddings)))
+    cfg = replace(cfg, data=replace(cfg.data, max_length=max_length_for(
+        cfg, encoder_cfg.max_tokens, encoder_cfg.position_offset)))
     strategies.validate(cfg.strategy, encoder_cfg.num_hidden_layers)
     tokenizer = load_tokenizer(model_path)
     task = task_class(cfg.task.type)(cfg.task, cfg.data, tokenizer)
+    task.check_model_type(encoder_cfg.model_type)
     runtime = resolve_runtime(cfg.train)
 
     with RunDir.create(cfg) as run:
