@@ -134,3 +134,23 @@ def test_cli_training_with_a_disk_cache(files, tmp_path):
     assert code == 0
     log = (next(tmp_path.iterdir()) / "log.txt").read_text()
     assert "activation cache: embeddings + 3 frozen layers" in log and "memory-mapped file" in log
+
+
+def test_whole_epochs_end_the_run_when_later_epochs_hold_fewer_batches(files, tmp_path, monkeypatch):
+    """Token-budget batching can give a later epoch fewer batches than the first (whose count sets the
+    step total): the run still ends after train.epochs epochs, with one evaluation per epoch."""
+    import seqtune.training.loop as loop
+
+    task, train_set, dev_set, model, _ = prepare(files, StrategyConfig())
+    calls = []
+
+    def uneven_batches(lengths, batch_size, max_tokens, generator, buckets):
+        calls.append(1)
+        n = 4 if len(calls) == 1 else 3
+        return [list(range(i, len(lengths), n)) for i in range(n)]
+
+    monkeypatch.setattr(loop, "training_batches", uneven_batches)
+    records = []
+    cfg = TrainConfig(epochs=2, batch_size=8, lr=1e-3, progress=False)
+    summary = train(model, task, train_set, dev_set, cfg, CPU, print, records.append, on_best=lambda: None)
+    assert [r["step"] for r in records] == [4, 7] and summary["steps"] == 7

@@ -153,6 +153,8 @@ def train(
                     break
         if not stop:
             run_evaluation()
+        if epoch >= cfg.epochs:  # token-budget batches: a later epoch can hold fewer steps than the first
+            break
     progress.close()
     if dev_set is None:
         on_best()  # no dev set: the final model is the one kept
