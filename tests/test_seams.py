@@ -159,8 +159,9 @@ def test_head_hooks_have_defaults():
     head = MaxPoolHead(8, 2)
     assert head.first_token_only is False and head.batch_inputs == ()
     assert head.load_pretrained({"cls.predictions.bias": torch.zeros(3)}) == []
-    encoder = model_for_finetuning  # any object: the default tie_weights does nothing with it
-    head.tie_weights(encoder)
+    before = {k: v.clone() for k, v in head.state_dict().items()}
+    assert head.tie_weights(nn.Linear(2, 2)) is None  # the default shares nothing
+    assert all(torch.equal(before[k], v) for k, v in head.state_dict().items())
 
 
 def test_the_strategy_is_an_argument_not_an_attribute(toy):

@@ -20,10 +20,6 @@ from seqtune.inference import (
     resolve_runtime,
     run_outputs,
 )
-from seqtune.tasks.token_task import TokenTask
-
-# Tasks whose predictions always carry per-label probabilities.
-PROBABILITY_TASKS = ("classification", "multilabel")
 
 
 class FineTunedModel:
@@ -63,7 +59,7 @@ class FineTunedModel:
         return evaluate(self.model, self.task, dataset, self.runtime, self.batch_tokens)
 
     def _check_probabilities(self, probabilities: bool) -> None:
-        if probabilities and not isinstance(self.task, TokenTask) and self.task.name not in PROBABILITY_TASKS:
+        if probabilities and self.task.probabilities == "none":
             raise SeqtuneError(
                 f"probabilities were asked for, but this is a {self.task.name} model, which has no per-label "
                 "probabilities: they are for tagging and residues models (classification and multi-label "
@@ -73,7 +69,7 @@ class FineTunedModel:
     def _predict_examples(self, examples: list, probabilities: bool = False) -> list[dict]:
         dataset = self.task.encode(examples, "predict")
         outputs = run_outputs(self.model, self.task, dataset, self.runtime, self.batch_tokens)
-        if probabilities and isinstance(self.task, TokenTask):
+        if probabilities and self.task.probabilities == "on_request":
             return self.task.predictions(outputs, dataset, probabilities=True)
         return self.task.predictions(outputs, dataset)
 

@@ -46,6 +46,11 @@ class Runtime:
     autocast_dtype: torch.dtype | None = None  # None: plain fp32
     eval_batch_tokens: int = 16384  # padded tokens per inference batch (evaluation, caching)
 
+    @property
+    def precision(self) -> str:
+        """"fp32", "bf16" or "fp16", for logs and results."""
+        return {None: "fp32", torch.bfloat16: "bf16", torch.float16: "fp16"}[self.autocast_dtype]
+
     def autocast(self):
         if self.autocast_dtype is None:
             return nullcontext()

@@ -321,14 +321,9 @@ def plot(path: Path, rows: list[dict], runs: list[dict], keys: list[str], metric
     return True
 
 
-def higher_is_better(cfg, metric: str | None) -> bool:
-    from seqtune.tasks import task_class
-
-    return metric not in task_class(cfg.task.type).lower_is_better
-
-
 def run(args) -> int:
     from seqtune.config import load_config, safe_run_name
+    from seqtune.tasks import task_class
     from seqtune.training.run_dir import writing
 
     if args.seeds < 1:
@@ -394,7 +389,7 @@ def run(args) -> int:
                        "model": str(model_dir) if model_dir is not None and model_dir.is_dir() else ""}
             runs.append(run_row)
             if configs[p] is not None:
-                keeper.add(run_row, higher_is_better(configs[p], result["metric"]))
+                keeper.add(run_row, task_class(configs[p].task.type).higher_is_better(result["metric"]))
             write_csv(out / "runs.csv", runs)  # after every run: a long sweep can be inspected while it runs
     metric = metric or base.train.metric or "metric"
 

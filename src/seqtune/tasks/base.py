@@ -86,14 +86,18 @@ class Task(ABC):
     # The model_type values (encoder.FAMILIES) whose checkpoints this task fine-tunes and saves.
     model_types: ClassVar[tuple[str, ...]] = ("bert", "roberta", "xlm-roberta")
     default_max_length: ClassVar[int] = 128  # data.max_length when the config leaves it unset
+    # Per-label probabilities in predictions: "always" (classification), "on_request" (per-position tasks,
+    # whose `predictions` take probabilities=True) or "none".
+    probabilities: ClassVar[str] = "none"
 
     def __init__(self, options: TaskOptions, data: DataConfig, tokenizer: Tokenizer):
         self.options = options
         self.data = data if data.max_length is not None else replace(data, max_length=self.default_max_length)
         self.tokenizer = tokenizer
 
-    def higher_is_better(self, metric: str) -> bool:
-        return metric not in self.lower_is_better
+    @classmethod
+    def higher_is_better(cls, metric: str) -> bool:
+        return metric not in cls.lower_is_better
 
     @property
     def greater_is_better(self) -> bool:

@@ -132,6 +132,7 @@ class ClassificationTask(LabelMapMixin, SequenceTask):
     name = "classification"
     Options = ClassificationOptions
     hf_architecture = "BertForSequenceClassification"
+    probabilities = "always"
     primary_metric = "accuracy"
     label_dtype = torch.long
 
@@ -236,6 +237,7 @@ class MultiLabelTask(LabelMapMixin, SequenceTask):
     name = "multilabel"
     Options = MultiLabelOptions
     hf_architecture = "BertForSequenceClassification"
+    probabilities = "always"
     primary_metric = "f1_micro"
 
     def __init__(self, options, data, tokenizer):

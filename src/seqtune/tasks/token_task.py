@@ -36,6 +36,7 @@ class TokenTask(Task):
     """Base of token tasks: one label per token, from a per-position head (`task.head`)."""
 
     hf_architecture = "BertForTokenClassification"
+    probabilities = "on_request"
     needs_pooler = False
 
     def __init__(self, options, data, tokenizer):

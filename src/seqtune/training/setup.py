@@ -167,7 +167,7 @@ def train_from_config(cfg: RunConfig) -> Path:
         n_params = sum(p.numel() for p in model.parameters())
         log(f"model: {model_path} ({model.encoder.config.num_hidden_layers} layers, hidden "
             f"{model.encoder.config.hidden_size}, {n_params / 1e6:.1f}M parameters) on {runtime.device}, "
-            f"{'fp32' if runtime.autocast_dtype is None else str(runtime.autocast_dtype).split('.')[-1]}, "
+            f"{runtime.precision}, "
             f"{torch.get_num_threads()} CPU threads")
         for line in report:
             log(f"model: {line}")
@@ -190,8 +190,7 @@ def train_from_config(cfg: RunConfig) -> Path:
         if dev_metrics is not None:
             results["dev"] = dev_metrics
         results["run"] = {**environment(), **source.run_info(), "device": str(runtime.device),
-                          "precision": "fp32" if runtime.autocast_dtype is None else
-                          str(runtime.autocast_dtype).split(".")[-1]}
+                          "precision": runtime.precision}
         error = None
         if cfg.data.test:
             try:
