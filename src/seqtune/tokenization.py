@@ -18,6 +18,7 @@ from typing import NamedTuple
 from tokenizers import Tokenizer as HFTokenizer
 from tokenizers import decoders, models, normalizers, pre_tokenizers, processors
 
+from seqtune import kmers
 from seqtune.errors import SeqtuneError
 from seqtune.files import read_json_object
 
@@ -42,13 +43,16 @@ class Tokenizer:
     Wraps a `tokenizers.Tokenizer` (available as `.backend`, for word ids and character offsets).
     special: role ("cls", "sep", "pad", "unk", "mask") -> token, as the checkpoint's tokenizer files
     name them; roles left out are found in the post-processor or by their usual names.
+    overlapping_kmer: k > 0: a "char" vocabulary read as one k-mer per position (`kmers.py`).
     """
 
     def __init__(self, backend: HFTokenizer, lowercase: bool, model_max_length: int = 512,
                  kind: str = "wordpiece", special: dict[str, str] | None = None,
-                 tokenizer_class: str | None = None):
+                 tokenizer_class: str | None = None, overlapping_kmer: int = 0):
         backend.no_padding()
         backend.no_truncation()
+        if overlapping_kmer:
+            backend.pre_tokenizer = kmers.saved_pre_tokenizer()  # serialisable while the specials are found
         self.backend = backend
         self.lowercase = lowercase
         self.model_max_length = model_max_length
@@ -64,12 +68,18 @@ class Tokenizer:
         self.cls_id, self.sep_id = vocab[self.special["cls"]], vocab[self.special["sep"]]
         self.mask_id = vocab.get(self.special.get("mask"))
         self._word_backend: HFTokenizer | None = None
+        self.overlapping_kmer = overlapping_kmer
+        if overlapping_kmer:
+            kmers.install(backend, overlapping_kmer)
 
     def encode_words(self, sentences: list[list[str]]):
         """Pre-tokenized sentences (lists of words) -> `tokenizers` encodings without special tokens,
         with word ids. A byte-level BPE (RoBERTa) marks every word as following a space, as
         transformers' tokenizer with add_prefix_space=True does for is_split_into_words input: a word
         then splits the same wherever it stands in the sentence."""
+        if self.overlapping_kmer:
+            raise SeqtuneError("this model reads overlapping k-mers of a sequence; it cannot tokenize words "
+                               "(tagging). Use it for classification, regression or residues.")
         if self._word_backend is None:
             self._word_backend = with_prefix_space(self.backend)
         return self._word_backend.encode_batch(sentences, is_pretokenized=True, add_special_tokens=False)
@@ -97,7 +107,8 @@ class Tokenizer:
 
     def save(self, directory: str | Path) -> None:
         directory = Path(directory)
-        self.backend.save(str(directory / "tokenizer.json"))
+        with kmers.serializable(self.backend, self.overlapping_kmer):
+            self.backend.save(str(directory / "tokenizer.json"))
         special = {f"{role}_token": token for role, token in self.special.items()}
         if self.kind in ("wordpiece", "char"):
             vocab = sorted(self.backend.get_vocab().items(), key=lambda kv: kv[1])
@@ -110,6 +121,8 @@ class Tokenizer:
                       "bos_token": self.special["cls"], "eos_token": self.special["sep"]}
         config.update({"model_max_length": self.model_max_length, **special,
                        "seqtune_tokenizer_kind": self.kind})
+        if self.overlapping_kmer:  # tokenizer.json reads space-separated k-mers; seqtune splits sequences itself
+            config["seqtune_overlapping_kmer"] = self.overlapping_kmer
         (directory / "tokenizer_config.json").write_text(json.dumps(config, indent=2) + "\n")
         (directory / "special_tokens_map.json").write_text(json.dumps(special, indent=2) + "\n")
 
@@ -228,8 +241,11 @@ def load_tokenizer(model_dir: str | Path) -> Tokenizer:
     # Unigram tokenizers keep the case unless their own normalizer folds it.
     lowercase = bool(config.get("do_lower_case", kind in ("wordpiece", "char")))
     tokenizer_class = config.get("tokenizer_class") if isinstance(config.get("tokenizer_class"), str) else None
+    k = config.get("seqtune_overlapping_kmer", 0)
+    if k:
+        kmers.check_k(k, f"{config_path}: seqtune_overlapping_kmer")
     return Tokenizer(backend, lowercase=lowercase, model_max_length=max_len, kind=kind, special=special,
-                     tokenizer_class=tokenizer_class)
+                     tokenizer_class=tokenizer_class, overlapping_kmer=k)
 
 
 def check_vocab_fits(tokenizer: Tokenizer, vocab_size: int, source: str) -> None:

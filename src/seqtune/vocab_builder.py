@@ -4,8 +4,10 @@ Two kinds, both BERT-shaped (`[CLS] ... [SEP]`, the special tokens [PAD] [UNK] [
 ids 0-4) and both saved as `tokenizer.json` + `vocab.txt` by `Tokenizer.save`:
 
 - `build_char_tokenizer`: one token per character (DNA, RNA, protein, any alphabet), or per
-  non-overlapping k-mer (`kmer=3`: "MKTAYI" -> MKT AYI). The vocabulary is a given alphabet or the
-  characters seen in the corpus. Whitespace separates words and is not a token.
+  non-overlapping k-mer (`kmer=3`: "MKTAYI" -> MKT AYI), or per overlapping k-mer, one starting at
+  every position as DNABERT reads DNA (`kmer=3, overlap=True`: "ACGTA" -> ACG CGT GTA TA A; see
+  `kmers.py`). The vocabulary is a given alphabet or the characters seen in the corpus. Whitespace
+  separates words and is not a token.
 - `build_wordpiece_tokenizer`: a WordPiece vocabulary of a chosen size, trained on the corpus by the
   `tokenizers` library, with BERT's normaliser and pre-tokeniser (for natural text).
 
@@ -23,6 +25,7 @@ from typing import Iterable, Literal, Sequence
 from tokenizers import Regex, decoders, models, normalizers, pre_tokenizers, trainers
 from tokenizers import Tokenizer as HFTokenizer
 
+from seqtune import kmers
 from seqtune.errors import SeqtuneError
 from seqtune.tokenization import SPECIAL_TOKENS, Tokenizer, bert_post_processor
 
@@ -44,6 +47,8 @@ class VocabSpec:
     alphabet: for "char": a named alphabet (dna, rna, protein) or the letters themselves ("ACGT");
       unset: the characters of the corpus. A corpus character outside a given alphabet is an error.
     kmer: for "char": tokens are non-overlapping k-mers (1 = single characters).
+    kmer_overlap: for "char": one k-mer per position instead (DNABERT's tokens, k in 3..6; a sequence
+      of L letters gives L tokens, the last k - 1 of them shorter), so per-letter labels stay aligned.
     vocab_size: "wordpiece": the size to train (required); "char": pad the vocabulary with
       [unusedN] tokens up to this size (e.g. a multiple of 8); smaller than needed is an error.
     lowercase: lower-case text before tokenizing.
@@ -53,10 +58,19 @@ class VocabSpec:
     kind: Literal["char", "wordpiece"] = "char"
     alphabet: str | None = None
     kmer: int = 1
+    kmer_overlap: bool = False
     vocab_size: int | None = None
     lowercase: bool = False
     min_frequency: int = 2  # wordpiece: a merge must occur this often
     path: str | None = None
+
+    def __post_init__(self) -> None:
+        if isinstance(self.kmer, bool) or not isinstance(self.kmer, int) or self.kmer < 1:
+            raise SeqtuneError(f"model.vocab.kmer must be a whole number of at least 1, got {self.kmer!r}.")
+        if self.kmer_overlap:
+            if self.kind != "char":
+                raise SeqtuneError("model.vocab.kmer_overlap applies to kind 'char' only (sequences of letters).")
+            kmers.check_k(self.kmer)
 
 
 def _as_texts(texts: Iterable) -> list[tuple[str, str]]:
@@ -152,13 +166,17 @@ def build_char_tokenizer(
     lowercase: bool = False,
     source: str = "corpus",
     model_max_length: int = 512,
+    overlap: bool = False,
 ) -> Tokenizer:
     """A tokenizer with one token per character (or k-mer) of `alphabet` or of the corpus.
 
     texts: strings or corpus records (`.text`, `.where`), used to learn the letters when no alphabet
     is given and to check the corpus against a given alphabet. With an alphabet, texts may be empty.
+    overlap: overlapping k-mers, one per position (`kmers.py`); kmer must be in `kmers.K_RANGE`.
     Returns a `seqtune.tokenization.Tokenizer` of kind "char".
     """
+    if overlap:
+        kmers.check_k(kmer)
     texts = _as_texts(texts)
     letters = resolve_alphabet(alphabet)
     if letters is None:
@@ -178,7 +196,8 @@ def build_char_tokenizer(
     backend.add_special_tokens([t for t in vocab if t in SPECIAL_TOKENS or t.startswith("[unused")])
     backend.post_processor = bert_post_processor(vocab)
     backend.decoder = decoders.Fuse()
-    return Tokenizer(backend, lowercase=lowercase, model_max_length=model_max_length, kind="char")
+    return Tokenizer(backend, lowercase=lowercase, model_max_length=model_max_length, kind="char",
+                     overlapping_kmer=kmer if overlap else 0)
 
 
 def build_wordpiece_tokenizer(
@@ -231,7 +250,7 @@ def build_tokenizer(spec: VocabSpec, texts: Iterable, source: str, model_max_len
         return load_tokenizer(spec.path)
     if spec.kind == "char":
         return build_char_tokenizer(texts, spec.alphabet, spec.kmer, spec.vocab_size, spec.lowercase,
-                                    source, model_max_length)
+                                    source, model_max_length, spec.kmer_overlap)
     if spec.vocab_size is None:
         raise SeqtuneError("model.vocab.vocab_size is required for a wordpiece vocabulary (e.g. 30000).")
     if spec.alphabet is not None or spec.kmer != 1:
@@ -241,4 +260,5 @@ def build_tokenizer(spec: VocabSpec, texts: Iterable, source: str, model_max_len
 
 
 def same_vocabulary(a: Tokenizer, b: Tokenizer) -> bool:
-    return a.backend.get_vocab() == b.backend.get_vocab()
+    """Same tokens with the same ids, read the same way (overlapping k-mers or not)."""
+    return a.backend.get_vocab() == b.backend.get_vocab() and a.overlapping_kmer == b.overlapping_kmer

@@ -81,16 +81,18 @@ def choose_positions(maskable: torch.Tensor, probability: float, generator: torc
 
 def mask_tokens(input_ids: torch.Tensor, maskable: torch.Tensor, config: MaskingConfig,
                 mask_id: int, random_ids: torch.Tensor, generator: torch.Generator,
-                word_ids: torch.Tensor | None = None) -> MaskedBatch:
+                word_ids: torch.Tensor | None = None, chosen: torch.Tensor | None = None) -> MaskedBatch:
     """Choose positions and corrupt them (80/10/10). Does not modify `input_ids`.
 
     input_ids (B, T) long; maskable (B, T) bool (False at special tokens and padding);
-    random_ids (R,) long: the ordinary tokens a random replacement is drawn from.
+    random_ids (R,) long: the ordinary tokens a random replacement is drawn from;
+    chosen (B, T) bool: positions chosen by the caller (k-mer spans, `kmer_masking.py`) instead.
     """
     if mask_id is None:
         raise SeqtuneError("the tokenizer has no [MASK] token; masked-language-model training needs one.")
-    chosen = choose_positions(maskable, config.probability, generator,
-                              word_ids if config.whole_word else None)
+    if chosen is None:
+        chosen = choose_positions(maskable, config.probability, generator,
+                                  word_ids if config.whole_word else None)
     labels = input_ids[chosen]  # (M,)
     action = torch.rand(input_ids.shape, generator=generator)  # one draw decides mask/random/keep
     to_mask = chosen & (action < config.mask_fraction)

@@ -130,7 +130,8 @@ def write_initial_model(directory: str | Path, cfg: EncoderConfig, tokenizer: To
     config.update({"architectures": ["BertForMaskedLM"], "tie_word_embeddings": True})
     write_json(directory / "config.json", config)
     save_weights(directory / "model.safetensors", state)
-    Tokenizer(tokenizer.backend, tokenizer.lowercase, cfg.max_position_embeddings, tokenizer.kind).save(directory)
+    Tokenizer(tokenizer.backend, tokenizer.lowercase, cfg.max_position_embeddings, tokenizer.kind,
+              overlapping_kmer=tokenizer.overlapping_kmer).save(directory)
     return directory
 
 

@@ -9,7 +9,8 @@ into windows of data.max_length (long records are chunked, never truncated).
 Masking (`data/masking.py`) happens in `collate`, so every epoch sees new masks of the same
 windows, drawn from a generator seeded with `task.mask_seed` (runs repeat exactly). The dev and test
 sets are masked once, when encoded, with their own fixed seed: every evaluation scores the same
-positions, so the held-out curve is comparable across steps and runs.
+positions, so the held-out curve is comparable across steps and runs. With overlapping k-mers
+(`model.vocab.kmer_overlap`) the chosen tokens are spans of k (`data/kmer_masking.py`).
 
 Logits exist only at masked positions (the head gathers them before the vocabulary projection);
 the loss is their mean cross-entropy. Metrics: loss, perplexity = exp(loss), masked-token accuracy.
@@ -25,6 +26,7 @@ import torch.nn.functional as F
 
 from seqtune.config import MaskedLMOptions
 from seqtune.data.corpus import Corpus, CorpusRecord, encode_corpus, read_corpus
+from seqtune.data.kmer_masking import choose_kmer_spans
 from seqtune.data.masking import MaskingConfig, mask_tokens, maskable_positions
 from seqtune.data.similarity import without_near_duplicates
 from seqtune.errors import SeqtuneError
@@ -100,8 +102,10 @@ class MaskedLMTask(Task):
     def _mask(self, batch: dict, features: list[dict], generator: torch.Generator) -> dict:
         word_ids = pad([f["word_ids"] for f in features], -1) if self.uses_word_ids else None
         maskable = maskable_positions(batch["input_ids"], batch["attention_mask"], self.special_ids)
+        k = self.tokenizer.overlapping_kmer  # overlapping k-mers: spans of k tokens (kmer_masking.py)
+        chosen = choose_kmer_spans(maskable, self.masking.probability, k, generator) if k else None
         masked = mask_tokens(batch["input_ids"], maskable, self.masking, self.tokenizer.mask_id,
-                             self.random_ids, generator, word_ids)
+                             self.random_ids, generator, word_ids, chosen)
         batch["input_ids"] = masked.input_ids
         batch["mlm_positions"] = masked.positions
         batch["mlm_labels"] = masked.labels
@@ -180,5 +184,6 @@ class MaskedLMTask(Task):
         m = self.masking
         return (f"masked language model, {self.tokenizer.vocab_size} tokens ({self.tokenizer.kind}), "
                 f"masking {m.probability:.0%} ({m.mask_fraction:.0%} [MASK], {m.random_fraction:.0%} "
-                f"random){', whole words' if self.uses_word_ids else ''}")
+                f"random){', whole words' if self.uses_word_ids else ''}"
+                f"{f', spans of {self.tokenizer.overlapping_kmer} overlapping k-mers' if self.tokenizer.overlapping_kmer else ''}")
 

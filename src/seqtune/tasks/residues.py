@@ -15,7 +15,14 @@ unknown: it becomes [UNK] (`unknown_residues: unk`, the default) or is an error
 counted per character in `EncodedDataset.info["unknown_residues"]` and `metrics["residues"]["unknown"]`,
 and over 2% of the residues they are a warning naming the characters. Letters are first folded as
 `data.case` says (`alphabet.py`: by default to the case of a single-case character vocabulary, so
-soft-masked `mkvl` reads as `MKVL`). A k-mer vocabulary (tokens of several characters) is refused.
+soft-masked `mkvl` reads as `MKVL`).
+
+Overlapping k-mers (a model pretrained with `model.vocab.kmer_overlap`, DNABERT's tokens): residue i's
+token is the k-mer that starts at it (the last k - 1 residues take the shorter k-mers of the end, see
+`kmers.py`), so there is still exactly one token per residue, its label is residue i's label, and its
+prediction is residue i's. A k-mer holding an unknown character is [UNK]; the unknown characters are
+counted and handled as above. A vocabulary of non-overlapping k-mers is refused: it has no token per
+residue.
 
 Sequences longer than data.max_length - 2 are cut into overlapping windows (`windows.py`); every
 residue gets exactly one prediction. Metrics: per-residue accuracy (also named q3 for 3-state
@@ -37,6 +44,7 @@ import numpy as np
 from seqtune.config import ResidueOptions
 from seqtune.data.readers.sequences import LabelledSequence, make_record, read_sequences
 from seqtune.errors import SeqtuneError
+from seqtune.kmers import position_kmers
 from seqtune.tasks.alphabet import case_folder, kmer_length, source_of, warn_unknown
 from seqtune.tasks.sequence import natural_sort
 from seqtune.tasks.token_metrics import label_report
@@ -63,13 +71,15 @@ class ResidueTask(TokenTask):
         super().__init__(options, data, tokenizer)
         self._char_ids: dict[str, int | None] = {}  # character -> token id, None when unknown
         self.fold = case_folder(self.data.case, tokenizer)  # data.case; None: residues as they are
+        self.k = tokenizer.overlapping_kmer  # 0: one character per token
+        self._kmer_ids: dict[str, int] = {}  # k-mer -> token id ([UNK] when unknown)
         k = kmer_length(tokenizer)
-        if k > 1:
+        if k > 1 and not self.k:
             raise SeqtuneError(
-                f"the model's tokenizer is a k-mer vocabulary (tokens of up to {k} characters), but per-residue "
-                "labelling gives every residue its own token, an input such a model never saw in pretraining; "
-                "overlapping k-mers per residue are not supported yet. Use a model with a single-character "
-                "vocabulary (seqtune pretrain with model.vocab.kmer: 1)."
+                f"the model's tokenizer is a vocabulary of non-overlapping k-mers (tokens of up to {k} characters), "
+                "but per-residue labelling needs one token per residue, an input such a model never saw in "
+                "pretraining. Use a model with a single-character vocabulary (model.vocab.kmer: 1) or overlapping "
+                "k-mers (model.vocab.kmer_overlap: true), one k-mer per residue."
             )
 
     # ---- data -------------------------------------------------------------------------------
@@ -98,6 +108,21 @@ class ResidueTask(TokenTask):
             self._char_ids[char] = enc.ids[0] if ok else None
         return self._char_ids[char]
 
+    def kmer_ids(self, sequence: str) -> list[int]:
+        """Overlapping k-mers: the token id of the k-mer starting at each residue (one per residue)."""
+        if self.fold is not None:
+            sequence = self.fold(sequence)
+        ids, unk, backend = self._kmer_ids, self.tokenizer.unk_id, self.tokenizer.backend
+        normalizer = backend.normalizer
+        out = []
+        for kmer in position_kmers(sequence, self.k):
+            i = ids.get(kmer)
+            if i is None:
+                i = backend.token_to_id(normalizer.normalize_str(kmer) if normalizer else kmer)
+                i = ids[kmer] = unk if i is None else i
+            out.append(i)
+        return out
+
     def alphabet(self) -> str:
         """The single characters the tokenizer has a token for (for messages)."""
         chars = sorted(t for t in self.tokenizer.backend.get_vocab() if len(t) == 1 and not t.isspace())
@@ -117,8 +142,11 @@ class ResidueTask(TokenTask):
                 if i is None:
                     unknown[c] += e.sequence.count(c)
                     first_seen.setdefault(c, e.where)
-            ids = {c: (unk if i is None else i) for c, i in table.items()}
-            all_ids.append([ids[c] for c in e.sequence])
+            if self.k:
+                all_ids.append(self.kmer_ids(e.sequence))
+            else:
+                ids = {c: (unk if i is None else i) for c, i in table.items()}
+                all_ids.append([ids[c] for c in e.sequence])
         if unknown and self.options.unknown_residues == "error":
             raise SeqtuneError(self._unknown_message(unknown, first_seen, affected, len(examples)))
         if unknown:
