@@ -92,3 +92,17 @@ def serializable(backend: HFTokenizer, k: int):
         yield backend
     finally:
         install(backend, k)
+
+
+def require_whole_kmers(texts, k: int) -> None:
+    """Refuse a sequence shorter than k: it has no whole k-mer, only the shorter end pieces the model
+    saw at sequence ends. texts: (text, where) pairs; every whitespace-separated word is a sequence."""
+    for text, where in texts:
+        short = next((word for word in text.split() if len(word) < k), None)
+        if short is not None:
+            shown = short if len(short) <= 20 else short[:20] + "..."
+            raise SeqtuneError(
+                f"{where}: the sequence {shown!r} has {len(short)} letters, fewer than k = {k}: the model reads "
+                f"overlapping {k}-mers (one per letter) and this sequence holds no whole {k}-mer. Leave out "
+                f"sequences shorter than {k} letters, or use a model with a smaller k or single-letter tokens."
+            )

@@ -184,6 +184,8 @@ def build_char_tokenizer(
     elif texts:
         corpus_characters(texts, source, lowercase)  # refuses an empty corpus
         check_alphabet(texts, letters, source, lowercase)
+    if overlap:
+        kmers.require_whole_kmers(texts, kmer)  # before a model is written for a corpus it cannot read
     vocab = char_vocabulary(letters, kmer, vocab_size)
     backend = HFTokenizer(models.WordLevel(vocab, unk_token="[UNK]"))
     if lowercase:

@@ -56,10 +56,10 @@ def test_few_unknown_residues_do_not_warn(protein_checkpoint, caplog):
     assert ds.info["unknown_residues"] == {"X": 2} and not caplog.records  # 2 of 120 residues
 
 
-def test_a_kmer_vocabulary_is_refused(tmp_path):
+def test_a_non_overlapping_kmer_vocabulary_is_refused(tmp_path):
     kmers = build_char_tokenizer(alphabet="ACGT", kmer=3)
-    with pytest.raises(SeqtuneError, match=r"k-mer vocabulary \(tokens of up to 3 characters\), but per-residue "
-                                           r"labelling gives every residue its own token"):
+    with pytest.raises(SeqtuneError, match=r"non-overlapping k-mers \(tokens of up to 3 characters\), but per-residue "
+                                           r"labelling needs one token per residue.*kmer_overlap: true"):
         ResidueTask(ResidueOptions(type="residues"), DataConfig(max_length=64), kmers)
     single = build_char_tokenizer(alphabet="ACGT", kmer=1)
     ResidueTask(ResidueOptions(type="residues"), DataConfig(max_length=64), single)  # fine
@@ -67,8 +67,10 @@ def test_a_kmer_vocabulary_is_refused(tmp_path):
         (tmp_path / name).mkdir()
         tokenizer.save(tmp_path / name)
     ResidueTask(ResidueOptions(type="residues"), DataConfig(max_length=64), load_tokenizer(tmp_path / "single"))
-    with pytest.raises(SeqtuneError, match="k-mer vocabulary"):
+    with pytest.raises(SeqtuneError, match="non-overlapping k-mers"):
         ResidueTask(ResidueOptions(type="residues"), DataConfig(max_length=64), load_tokenizer(tmp_path / "kmers"))
+    overlapping = build_char_tokenizer(alphabet="ACGT", kmer=3, overlap=True)  # one k-mer per residue: accepted
+    ResidueTask(ResidueOptions(type="residues"), DataConfig(max_length=64), overlapping)
 
 
 def test_residue_files_in_another_encoding(tmp_path, protein_checkpoint):

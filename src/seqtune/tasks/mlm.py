@@ -30,6 +30,7 @@ from seqtune.data.kmer_masking import choose_kmer_spans
 from seqtune.data.masking import MaskingConfig, mask_tokens, maskable_positions
 from seqtune.data.similarity import without_near_duplicates
 from seqtune.errors import SeqtuneError
+from seqtune.kmers import require_whole_kmers
 from seqtune.models.mlm_head import MaskedLMHead
 from seqtune.tasks.base import EncodedDataset, Task, collate_inputs, pad
 
@@ -82,6 +83,8 @@ class MaskedLMTask(Task):
         return Corpus([CorpusRecord(t, f"input {i + 1}") for i, t in enumerate(inputs)], "inputs")
 
     def encode(self, examples: Corpus, split: str) -> EncodedDataset:
+        if self.tokenizer.overlapping_kmer:  # a record shorter than k has no whole k-mer (kmers.py)
+            require_whole_kmers(((r.text, r.where) for r in examples.records), self.tokenizer.overlapping_kmer)
         features, info = encode_corpus(examples, self.tokenizer, self.data.max_length,
                                        self.options.packing, with_word_ids=self.uses_word_ids)
         if split != "train":

@@ -44,7 +44,7 @@ import numpy as np
 from seqtune.config import ResidueOptions
 from seqtune.data.readers.sequences import LabelledSequence, make_record, read_sequences
 from seqtune.errors import SeqtuneError
-from seqtune.kmers import position_kmers
+from seqtune.kmers import position_kmers, require_whole_kmers
 from seqtune.tasks.alphabet import case_folder, kmer_length, source_of, warn_unknown
 from seqtune.tasks.sequence import natural_sort
 from seqtune.tasks.token_metrics import label_report
@@ -167,6 +167,8 @@ class ResidueTask(TokenTask):
         )
 
     def encode(self, examples: list[LabelledSequence], split: str) -> ResidueDataset:
+        if self.k:
+            require_whole_kmers(((e.sequence, e.where) for e in examples), self.k)
         all_ids, unknown = self.residue_ids(examples)
         labelled = all(e.labels is not None for e in examples)
         all_labels = None

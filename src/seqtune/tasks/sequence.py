@@ -28,6 +28,7 @@ from seqtune.data.readers.fasta_labels import read_fasta_texts
 from seqtune.data.readers.formats import check_file, detect_format
 from seqtune.data.readers.table import read_table
 from seqtune.errors import SeqtuneError
+from seqtune.kmers import require_whole_kmers
 from seqtune.models.heads import SequenceHead
 from seqtune.tasks.alphabet import (
     UNKNOWN_WARNING_SHARE,
@@ -144,6 +145,9 @@ class SequenceTask(Task):
         if self.fold is not None:
             texts = [self.fold(t) for t in texts]
             pairs = [self.fold(p) for p in pairs] if pairs is not None else None
+        if self.tokenizer.overlapping_kmer:  # a sequence shorter than k has no whole k-mer (kmers.py)
+            require_whole_kmers([(t, e.where) for e, t in zip(examples, texts)] + [
+                (p, e.where) for e, p in zip(examples, pairs or [])], self.tokenizer.overlapping_kmer)
         windows = self.data.long_inputs == "windows"
         kept = None  # truncation: content tokens kept of each example's text (and second text)
         if windows:
