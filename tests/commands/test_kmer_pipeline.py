@@ -132,7 +132,13 @@ def test_bad_inputs_are_one_clear_message_and_exit_2(pretrained, data, tmp_path,
 
     assert main(["pretrain", *sets(*base, f"data.exclude_similar_to=[{tmp_path / 'missing.csv'}]", *FAST)]) == 2
     err = capsys.readouterr().err
-    assert "missing.csv" in err and "Traceback" not in err
+    assert "data.exclude_similar_to: file" in err and "missing.csv' does not exist" in err and "Traceback" not in err
+    assert not list(tmp_path.glob("mlm-*"))  # checked before an initial model is written
+
+    # continued pretraining must read the checkpoint's tokens the same way
+    assert main(["pretrain", *sets(f"model.path={pretrained}", f"data.train={data['corpus']}", "model.vocab.alphabet=ACGT",
+                                   "model.vocab.kmer=3", "data.max_length=64", f"output_dir={tmp_path}", *FAST)]) == 2
+    assert "model.vocab.kmer_overlap is false, but model.path" in capsys.readouterr().err
 
 
 def test_a_prediction_input_shorter_than_k_is_an_error(pretrained, data, tmp_path, capsys):

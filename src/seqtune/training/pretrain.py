@@ -29,7 +29,7 @@ from seqtune.models.presets import (
 )
 from seqtune.tokenization import load_tokenizer
 from seqtune.training.run_dir import new_directory
-from seqtune.training.setup import max_length_for, require_model, train_from_config
+from seqtune.training.setup import check_data_files, max_length_for, require_model, train_from_config
 from seqtune.vocab_builder import VocabSpec, build_tokenizer, same_vocabulary
 
 
@@ -72,6 +72,13 @@ def check_continued(cfg: RunConfig) -> None:
         if not same_vocabulary(wanted, tokenizer):
             theirs, ours = tokenizer.backend.get_vocab(), wanted.backend.get_vocab()
             only_new = sorted(set(ours) - set(theirs))[:10]
+            if ours == theirs:  # the same tokens; one of the two reads them as overlapping k-mers
+                how = "as overlapping k-mers" if tokenizer.overlapping_kmer else "without overlap"
+                raise SeqtuneError(
+                    f"model.vocab.kmer_overlap is {str(bool(wanted.overlapping_kmer)).lower()}, but model.path {path} "
+                    f"reads the same tokens {how}. Continued pretraining keeps the checkpoint's tokenizer: remove "
+                    "model.vocab."
+                )
             raise SeqtuneError(
                 f"model.vocab describes a vocabulary of {len(ours)} tokens that differs from the "
                 f"{len(theirs)}-token vocabulary of model.path {path}"
@@ -91,6 +98,7 @@ def check_pretraining_config(cfg: RunConfig) -> None:
         )
     if not cfg.data.train:
         raise SeqtuneError("data.train is required: the corpus to pretrain on.")
+    check_data_files(cfg)  # before a from-scratch model is written
 
 
 def pretrain_from_config(cfg: RunConfig) -> Path:

@@ -99,6 +99,9 @@ def check_data_files(cfg: RunConfig) -> None:
         value = getattr(cfg.data, split)
         if value and not Path(value.partition("#")[0]).is_file():  # "file.json#articles=0:32"
             raise SeqtuneError(f"data.{split}: file {value.partition('#')[0]!r} does not exist.")
+    for spec in cfg.data.exclude_similar_to or ():  # "valid.csv#input"
+        if not Path(spec.partition("#")[0]).is_file():
+            raise SeqtuneError(f"data.exclude_similar_to: file {spec.partition('#')[0]!r} does not exist.")
 
 
 def check_metric(cfg: RunConfig, task: Task) -> None:
