@@ -6,7 +6,9 @@ builds BERT's WordPiece pipeline from `vocab.txt` (lower-casing as `tokenizer_co
 The special tokens ([CLS]/<s>, [SEP]/</s>, [PAD]/<pad>, [UNK]/<unk>, [MASK]/<mask>) are read from
 `tokenizer_config.json` / `special_tokens_map.json`, else from tokenizer.json's post-processor, else
 by their usual names. `save` writes tokenizer.json plus `tokenizer_config.json` (and BERT's vocab.txt),
-so `transformers.AutoTokenizer` loads what we save.
+so `transformers.AutoTokenizer` loads what we save. A tokenizer of overlapping k-mers (DNABERT's
+tokens) is a "char" vocabulary with seqtune's own k-mer pre-tokenizer, recorded as
+`seqtune_overlapping_kmer` in tokenizer_config.json (`kmers.py`).
 """
 
 from __future__ import annotations
