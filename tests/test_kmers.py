@@ -12,7 +12,12 @@ from seqtune.config import load_config
 from seqtune.errors import SeqtuneError
 from seqtune.kmers import position_kmers, require_whole_kmers, spaced_kmers
 from seqtune.tokenization import load_tokenizer
-from seqtune.vocab_builder import VocabSpec, build_char_tokenizer, build_tokenizer, same_vocabulary
+from seqtune.vocab_builder import (
+    VocabSpec,
+    build_char_tokenizer,
+    build_tokenizer,
+    same_vocabulary,
+)
 
 
 def tokens(tokenizer, text: str) -> list[str]:

@@ -76,13 +76,13 @@ def saved_pre_tokenizer():
     return pre_tokenizers.WhitespaceSplit()
 
 
-def install(backend: HFTokenizer, k: int) -> None:
+def use_kmer_pre_tokenizer(backend: HFTokenizer, k: int) -> None:
     """Make `backend` read raw sequences as overlapping k-mers."""
     backend.pre_tokenizer = PreTokenizer.custom(OverlappingKmers(k))
 
 
 @contextmanager
-def serializable(backend: HFTokenizer, k: int):
+def with_saved_pre_tokenizer(backend: HFTokenizer, k: int):
     """Inside the block the backend has its saveable pre-tokenizer (to_str, save); k = 0: no change."""
     if not k:
         yield backend
@@ -91,7 +91,7 @@ def serializable(backend: HFTokenizer, k: int):
     try:
         yield backend
     finally:
-        install(backend, k)
+        use_kmer_pre_tokenizer(backend, k)
 
 
 def require_whole_kmers(texts, k: int) -> None:

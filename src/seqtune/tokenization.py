@@ -20,9 +20,14 @@ from typing import NamedTuple
 from tokenizers import Tokenizer as HFTokenizer
 from tokenizers import decoders, models, normalizers, pre_tokenizers, processors
 
-from seqtune import kmers
 from seqtune.errors import SeqtuneError
 from seqtune.files import read_json_object
+from seqtune.kmers import (
+    check_k,
+    saved_pre_tokenizer,
+    use_kmer_pre_tokenizer,
+    with_saved_pre_tokenizer,
+)
 
 SPECIAL_TOKENS = ("[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]")
 # Role -> the usual names, BERT's first, then RoBERTa's and XLM-R's.
@@ -54,7 +59,7 @@ class Tokenizer:
         backend.no_padding()
         backend.no_truncation()
         if overlapping_kmer:
-            backend.pre_tokenizer = kmers.saved_pre_tokenizer()  # serialisable while the specials are found
+            backend.pre_tokenizer = saved_pre_tokenizer()  # serialisable while the specials are found
         self.backend = backend
         self.lowercase = lowercase
         self.model_max_length = model_max_length
@@ -72,7 +77,7 @@ class Tokenizer:
         self._word_backend: HFTokenizer | None = None
         self.overlapping_kmer = overlapping_kmer
         if overlapping_kmer:
-            kmers.install(backend, overlapping_kmer)
+            use_kmer_pre_tokenizer(backend, overlapping_kmer)
 
     def encode_words(self, sentences: list[list[str]]):
         """Pre-tokenized sentences (lists of words) -> `tokenizers` encodings without special tokens,
@@ -109,7 +114,7 @@ class Tokenizer:
 
     def save(self, directory: str | Path) -> None:
         directory = Path(directory)
-        with kmers.serializable(self.backend, self.overlapping_kmer):
+        with with_saved_pre_tokenizer(self.backend, self.overlapping_kmer):
             self.backend.save(str(directory / "tokenizer.json"))
         special = {f"{role}_token": token for role, token in self.special.items()}
         if self.kind in ("wordpiece", "char"):
@@ -245,7 +250,7 @@ def load_tokenizer(model_dir: str | Path) -> Tokenizer:
     tokenizer_class = config.get("tokenizer_class") if isinstance(config.get("tokenizer_class"), str) else None
     k = config.get("seqtune_overlapping_kmer", 0)
     if k:
-        kmers.check_k(k, f"{config_path}: seqtune_overlapping_kmer")
+        check_k(k, f"{config_path}: seqtune_overlapping_kmer")
     return Tokenizer(backend, lowercase=lowercase, model_max_length=max_len, kind=kind, special=special,
                      tokenizer_class=tokenizer_class, overlapping_kmer=k)
 

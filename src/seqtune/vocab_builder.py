@@ -19,14 +19,15 @@ corpus with characters outside a given alphabet before that can happen).
 from __future__ import annotations
 
 import itertools
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Iterable, Literal, Sequence
+from typing import Literal
 
 from tokenizers import Regex, decoders, models, normalizers, pre_tokenizers, trainers
 from tokenizers import Tokenizer as HFTokenizer
 
-from seqtune import kmers
 from seqtune.errors import SeqtuneError
+from seqtune.kmers import check_k, require_whole_kmers
 from seqtune.tokenization import SPECIAL_TOKENS, Tokenizer, bert_post_processor
 
 # Named alphabets. N / X stand for an unknown base / residue; B, Z, U, O are the ambiguous and rare
@@ -70,7 +71,7 @@ class VocabSpec:
         if self.kmer_overlap:
             if self.kind != "char":
                 raise SeqtuneError("model.vocab.kmer_overlap applies to kind 'char' only (sequences of letters).")
-            kmers.check_k(self.kmer)
+            check_k(self.kmer)
 
 
 def _as_texts(texts: Iterable) -> list[tuple[str, str]]:
@@ -176,7 +177,7 @@ def build_char_tokenizer(
     Returns a `seqtune.tokenization.Tokenizer` of kind "char".
     """
     if overlap:
-        kmers.check_k(kmer)
+        check_k(kmer)
     texts = _as_texts(texts)
     letters = resolve_alphabet(alphabet)
     if letters is None:
@@ -185,7 +186,7 @@ def build_char_tokenizer(
         corpus_characters(texts, source, lowercase)  # refuses an empty corpus
         check_alphabet(texts, letters, source, lowercase)
     if overlap:
-        kmers.require_whole_kmers(texts, kmer)  # before a model is written for a corpus it cannot read
+        require_whole_kmers(texts, kmer)  # before a model is written for a corpus it cannot read
     vocab = char_vocabulary(letters, kmer, vocab_size)
     backend = HFTokenizer(models.WordLevel(vocab, unk_token="[UNK]"))
     if lowercase:

@@ -33,7 +33,7 @@ def test_labels_to_kmers_to_predictions_round_trip(k, max_length):
     vocab = {i: t for t, i in tokenizer.backend.get_vocab().items()}
     for feature in ds.features:
         sequence = SEQUENCES[feature["example_index"]]
-        start, end = feature["span"]
+        start, _ = feature["span"]
         content, labels = feature["input_ids"][1:-1], feature["labels"][1:-1]
         assert feature["labels"][0] == feature["labels"][-1] == IGNORE_INDEX
         for offset, (token, label) in enumerate(zip(content, labels)):
