@@ -60,14 +60,17 @@ name: {name}
     return config
 
 
-def pretrain(tmp: Path, name: str, data: Path, args, kmer: int) -> dict:
-    """Pretrain from scratch; returns the pretrained model, the random initial one, and the run's numbers."""
+def pretrain(tmp: Path, name: str, data: Path, args, kmer: int, init_only: bool = False) -> dict:
+    """Pretrain from scratch; returns the pretrained model, the random initial one, and the run's numbers.
+    init_only: only the random initial model (the weights depend only on the seed and the vocabulary)."""
     from seqtune.config import load_config
     from seqtune.training.pretrain import prepare_from_scratch, pretrain_from_config
 
     overrides = [f"data.max_rows={args.rows}"] if args.rows else []
     cfg = load_config(pretrain_config(tmp, name, data, args, kmer), overrides)
     init = prepare_from_scratch(cfg)  # the "from scratch" start: same vocabulary and architecture, random weights
+    if init_only:
+        return {"model": None, "init": str(init)}
     start = time.perf_counter()
     run_dir = pretrain_from_config(cfg)
     wall = time.perf_counter() - start
@@ -190,13 +193,15 @@ def main() -> None:
         return
     with tempfile.TemporaryDirectory() as name:
         tmp = Path(name)
-        out["pretrain"] = {"char": pretrain(tmp, "char", data, args, 0),
-                           f"{args.kmer}mer": pretrain(tmp, f"kmer{args.kmer}", data, args, args.kmer)}
+        wanted = args.starts.split(",")
+        out["pretrain"] = {"char": pretrain(tmp, "char", data, args, 0, "char-pretrained" not in wanted),
+                           f"{args.kmer}mer": pretrain(tmp, f"kmer{args.kmer}", data, args, args.kmer,
+                                                       "kmer-pretrained" not in wanted)}
         print(json.dumps(out["pretrain"]), flush=True)
         kmer = f"{args.kmer}mer"
         models = {"char-pretrained": out["pretrain"]["char"]["model"], "kmer-pretrained": out["pretrain"][kmer]["model"],
                   "char-scratch": out["pretrain"]["char"]["init"], "kmer-scratch": out["pretrain"][kmer]["init"]}
-        starts = {name.replace("kmer", kmer): models[name] for name in args.starts.split(",")}
+        starts = {name.replace("kmer", kmer): models[name] for name in wanted}
         out["starts"], out["finetune"] = list(starts), []
         Path(args.out).parent.mkdir(parents=True, exist_ok=True)
         for seed in seeds:  # every start of a seed before the next seed: partial results stay comparable
