@@ -29,7 +29,12 @@ from seqtune.models.presets import (
 )
 from seqtune.tokenization import load_tokenizer
 from seqtune.training.run_dir import new_directory
-from seqtune.training.setup import check_data_files, max_length_for, require_model, train_from_config
+from seqtune.training.setup import (
+    check_data_files,
+    max_length_for,
+    require_model,
+    train_from_config,
+)
 from seqtune.vocab_builder import VocabSpec, build_tokenizer, same_vocabulary
 
 
