@@ -20,6 +20,7 @@ from seqtune.inference import (
     resolve_runtime,
     run_outputs,
 )
+from seqtune.tasks.base import EncodedDataset
 
 
 class FineTunedModel:
@@ -37,7 +38,7 @@ class FineTunedModel:
         `probabilities`: tagging and residues models also give each label's probability at every
         word/residue, as {label: [p, ...]} aligned with the predicted labels (classification and
         multi-label models always give theirs)."""
-        self._check_probabilities(probabilities)
+        self.check_probabilities(probabilities)
         if isinstance(inputs, (str, bytes)) or type(inputs).__module__.startswith("pandas"):
             raise SeqtuneError(
                 f"predict takes a list of inputs, not a {type(inputs).__name__}: e.g. predict([text, ...])"
@@ -50,7 +51,7 @@ class FineTunedModel:
     def predict_file(self, path: str, probabilities: bool = False) -> list[dict]:
         """Predictions for every record of a file in the task's input format (labels optional);
         `probabilities` as in `predict`."""
-        self._check_probabilities(probabilities)
+        self.check_probabilities(probabilities)
         return self._predict_examples(self.task.read(str(path), "predict"), probabilities)
 
     def evaluate(self, path: str) -> dict:
@@ -58,7 +59,7 @@ class FineTunedModel:
         dataset = self.task.encode(self.task.read(str(path), "test"), "test")
         return evaluate(self.model, self.task, dataset, self.runtime, self.batch_tokens)
 
-    def _check_probabilities(self, probabilities: bool) -> None:
+    def check_probabilities(self, probabilities: bool) -> None:
         if probabilities and self.task.probabilities == "none":
             raise SeqtuneError(
                 f"probabilities were asked for, but this is a {self.task.name} model, which has no per-label "
@@ -69,6 +70,16 @@ class FineTunedModel:
     def _predict_examples(self, examples: list, probabilities: bool = False) -> list[dict]:
         dataset = self.task.encode(examples, "predict")
         outputs = run_outputs(self.model, self.task, dataset, self.runtime, self.batch_tokens)
+        return self.predictions_from(outputs, dataset, probabilities)
+
+    def encode_inputs(self, inputs: list) -> EncodedDataset:
+        """In-memory inputs -> the features the model runs on (the first half of `predict`; the server
+        encodes each request with it, runs several requests' features together, then calls
+        `predictions_from` per request)."""
+        return self.task.encode(self.task.examples_from_inputs(list(inputs)), "predict")
+
+    def predictions_from(self, outputs: list, dataset: EncodedDataset, probabilities: bool = False) -> list[dict]:
+        """The records `predict` returns, from the model outputs of `dataset`'s features (in order)."""
         if probabilities and self.task.probabilities == "on_request":
             return self.task.predictions(outputs, dataset, probabilities=True)
         return self.task.predictions(outputs, dataset)

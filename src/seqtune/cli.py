@@ -18,6 +18,7 @@ COMMANDS = [
     "seqtune.commands.pretrain",
     "seqtune.commands.fill_mask",
     "seqtune.commands.config",
+    "seqtune.commands.serve",
 ]
 
 
