@@ -16,6 +16,7 @@ from seqtune.errors import SeqtuneError
 from seqtune.inference import (
     Runtime,
     evaluate,
+    load_saved_task,
     load_trained_model,
     resolve_runtime,
     run_outputs,
@@ -85,10 +86,21 @@ class FineTunedModel:
         return self.task.predictions(outputs, dataset)
 
 
-def load(model_dir: str | Path, device: str = "auto", overrides: list[str] = ()) -> FineTunedModel:
+def load(model_dir: str | Path, device: str = "auto", overrides: list[str] = (), runtime: str = "torch"
+         ) -> FineTunedModel:
     """Load a model directory written by seqtune (a run's `model/` folder). `overrides`: "data.key=value"
     settings for the files it will read (column names, format, header, ...) and "task.key=value" for
-    the settings that change how outputs are read (inference.INFERENCE_OPTIONS, e.g. task.decode)."""
+    the settings that change how outputs are read (inference.INFERENCE_OPTIONS, e.g. task.decode).
+    `runtime="onnx"`: a directory written by `seqtune export --format onnx`, run by ONNX Runtime (CPU)."""
+    if runtime == "onnx":
+        from seqtune.onnx_export import ONNX_FILE, OnnxModel
+
+        device = "cpu" if device == "auto" else device
+        model = OnnxModel(Path(model_dir) / ONNX_FILE)
+        task, _ = load_saved_task(model_dir, list(overrides))
+        return FineTunedModel(task, model, resolve_runtime(TrainConfig(device=device)))
+    if runtime != "torch":
+        raise SeqtuneError(f"unknown runtime {runtime!r}: torch or onnx.")
     task, model = load_trained_model(model_dir, list(overrides))
     return FineTunedModel(task, model, resolve_runtime(TrainConfig(device=device)))
 

@@ -19,6 +19,7 @@ COMMANDS = [
     "seqtune.commands.fill_mask",
     "seqtune.commands.config",
     "seqtune.commands.serve",
+    "seqtune.commands.export",
 ]
 
 

@@ -193,3 +193,18 @@ def test_models_it_cannot_serve_are_refused_before_binding(tmp_path, tiny_checkp
         proc = subprocess.run([sys.executable, "-m", "seqtune", "serve", str(model_dir), "--port", str(free_port())],
                               capture_output=True, text=True, timeout=120, check=False)
         assert proc.returncode == 2 and words in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_serving_an_onnx_export(models, tmp_path):
+    pytest.importorskip("onnxruntime")
+    from seqtune.cli import main
+
+    assert main(["export", str(models["classification"]), "--output", str(tmp_path / "onnx")]) == 0
+    expected = seqtune.load(models["classification"], device="cpu").predict(INPUTS["classification"])
+    with server(tmp_path / "onnx", "--runtime", "onnx") as proc:
+        assert call(proc.port, "/info")[1]["runtime"] == "onnx"
+        status, answer = call(proc.port, "/predict", {"inputs": INPUTS["classification"]})
+    assert status == 200
+    for want, got in zip(expected, answer["predictions"]):
+        assert want["label"] == got["label"]
+        assert max(abs(want["probabilities"][k] - got["probabilities"][k]) for k in want["probabilities"]) < 1e-5

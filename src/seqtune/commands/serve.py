@@ -24,6 +24,9 @@ def add_parser(subparsers):
                    help="address to bind (default: 127.0.0.1, this machine only; 0.0.0.0 exposes it)")
     p.add_argument("--port", type=int, default=8000, help="port (default: 8000)")
     p.add_argument("--device", default="auto", help="cpu, cuda or auto (default: auto)")
+    p.add_argument("--runtime", choices=["torch", "onnx"], default="torch",
+                   help="onnx: MODEL_DIR is a directory written by `seqtune export`, run by ONNX Runtime on "
+                        "the CPU (default: torch)")
     p.add_argument("--max-items", type=int, default=64, help="inputs per request (default: 64; more: 413)")
     p.add_argument("--max-chars", type=int, default=10_000,
                    help="characters per input, all its strings together (default: 10000; more: 413)")
@@ -59,10 +62,10 @@ def run(args) -> int:
     from seqtune.serving.app import create_app
     from seqtune.serving.schemas import Limits, input_shape
 
-    model = load(args.model_dir, device=args.device, overrides=args.overrides)
+    model = load(args.model_dir, device=args.device, overrides=args.overrides, runtime=args.runtime)
     input_shape(model.task)  # refuses task types the server does not take, before binding the port
     limits = Limits(args.max_items, args.max_chars, args.max_queue)
-    info = model_info(model, args.model_dir, encoder_config_from_dir(args.model_dir).model_type)
+    info = model_info(model, args.model_dir, encoder_config_from_dir(args.model_dir).model_type, args.runtime)
     app = create_app(model, info, limits, args.max_wait_ms / 1000, args.batch_tokens)
     print(f"serving {info['description']} from {args.model_dir} on http://{args.host}:{args.port}",
           file=sys.stderr)
@@ -73,7 +76,7 @@ def run(args) -> int:
     return 0 if server.started else 2
 
 
-def model_info(model, model_dir: str, model_type: str) -> dict:
+def model_info(model, model_dir: str, model_type: str, runtime: str = "torch") -> dict:
     task = model.task
     return {
         "task": task.name,
@@ -82,6 +85,6 @@ def model_info(model, model_dir: str, model_type: str) -> dict:
         "model_type": model_type,
         "max_length": task.data.max_length,
         "model_dir": str(model_dir),
-        "runtime": "torch",
+        "runtime": runtime,
         "device": str(model.runtime.device),
     }
