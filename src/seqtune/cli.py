@@ -20,6 +20,7 @@ COMMANDS = [
     "seqtune.commands.config",
     "seqtune.commands.serve",
     "seqtune.commands.export",
+    "seqtune.commands.report",
 ]
 
 

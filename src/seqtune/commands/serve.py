@@ -81,7 +81,7 @@ def model_info(model, model_dir: str, model_type: str, runtime: str = "torch") -
     return {
         "task": task.name,
         "description": task.describe(),
-        "labels": list(getattr(task, "labels", None) or []) or None,
+        "labels": task.state().get("labels"),  # None for regression and QA
         "model_type": model_type,
         "max_length": task.data.max_length,
         "model_dir": str(model_dir),

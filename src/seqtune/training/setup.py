@@ -29,6 +29,7 @@ from seqtune.models.checkpoint import encoder_config_from_dir
 from seqtune.models.encoder import check_positions
 from seqtune.models.hub import ModelSource, resolve_model
 from seqtune.models.task_model import model_for_finetuning, save_model
+from seqtune.report import report_at_end_of_run
 from seqtune.tasks import task_class
 from seqtune.tasks.base import EncodedDataset, Task
 from seqtune.tokenization import load_tokenizer
@@ -206,6 +207,7 @@ def train_from_config(cfg: RunConfig) -> Path:
         results["run"].update(started=iso_time(started), ended=iso_time(ended),
                               wall_seconds=round(ended - started, 2))
         run.write_results(results)
+        report_at_end_of_run(run.path, log)
         log(f"saved: {run.model_dir}")
         if error is not None:
             raise SeqtuneError(f"the final test evaluation failed (training results are in "
