@@ -9,8 +9,11 @@
 
 from __future__ import annotations
 
+from contextlib import contextmanager
+from dataclasses import replace
 from pathlib import Path
 
+from seqtune import in_memory
 from seqtune.config import RunConfig, TrainConfig, load_config
 from seqtune.errors import SeqtuneError
 from seqtune.inference import (
@@ -33,32 +36,49 @@ class FineTunedModel:
         self.runtime = runtime
         self.batch_tokens = batch_tokens
 
-    def predict(self, inputs: list, probabilities: bool = False) -> list[dict]:
-        """Predictions for in-memory inputs (texts, text pairs, ... as the task takes them).
+    def predict(self, inputs, probabilities: bool = False) -> list[dict]:
+        """Predictions for in-memory inputs: a list of texts, text pairs, ... as the task takes them,
+        or a pandas DataFrame / `datasets.Dataset` read with the model's column settings (as a file
+        would be: data.text_column, ...; `overrides` in `load` change them), one record per row, the
+        data.id_column value included where the table has that column.
 
         `probabilities`: tagging and residues models also give each label's probability at every
         word/residue, as {label: [p, ...]} aligned with the predicted labels (classification and
         multi-label models always give theirs)."""
         self.check_probabilities(probabilities)
-        if isinstance(inputs, (str, bytes)) or type(inputs).__module__.startswith("pandas"):
-            raise SeqtuneError(
-                f"predict takes a list of inputs, not a {type(inputs).__name__}: e.g. predict([text, ...])"
-                + (", or predict(df['text'].tolist()) for a DataFrame column." if not isinstance(inputs, (str, bytes))
-                   else ".")
-            )
+        if in_memory.kind(inputs) is not None:
+            return self.predict_file(inputs, probabilities)
+        if type(inputs).__module__.startswith("pandas") and hasattr(inputs, "tolist"):  # a Series: its values
+            inputs = inputs.tolist()
+        if isinstance(inputs, (str, bytes, dict)):
+            raise SeqtuneError(f"predict takes a list of inputs (or a DataFrame / Dataset), not a "
+                               f"{type(inputs).__name__}: e.g. predict([text, ...]).")
         examples = self.task.examples_from_inputs(list(inputs))
         return self._predict_examples(examples, probabilities)
 
-    def predict_file(self, path: str, probabilities: bool = False) -> list[dict]:
-        """Predictions for every record of a file in the task's input format (labels optional);
-        `probabilities` as in `predict`."""
+    def predict_file(self, path, probabilities: bool = False) -> list[dict]:
+        """Predictions for every record of a file in the task's input format (labels optional), or of
+        a DataFrame / Dataset; `probabilities` as in `predict`."""
         self.check_probabilities(probabilities)
-        return self._predict_examples(self.task.read(str(path), "predict"), probabilities)
+        with self._readable(path, "predict") as source:
+            examples = self.task.read(source, "predict")
+        return self._predict_examples(examples, probabilities)
 
-    def evaluate(self, path: str) -> dict:
-        """Metrics on a labelled file."""
-        dataset = self.task.encode(self.task.read(str(path), "test"), "test")
+    def evaluate(self, path) -> dict:
+        """Metrics on a labelled file, DataFrame or Dataset."""
+        with self._readable(path, "evaluate") as source:
+            examples = self.task.read(source, "test")
+        dataset = self.task.encode(examples, "test")
         return evaluate(self.model, self.task, dataset, self.runtime, self.batch_tokens)
+
+    @contextmanager
+    def _readable(self, data, name: str):
+        """A path the task reads: the file itself, or a JSONL copy of an in-memory table."""
+        if in_memory.kind(data) is None:
+            yield str(data)
+            return
+        with in_memory.files_for({name: data}) as paths, in_memory.task_reading_jsonl(self.task):
+            yield paths[name]
 
     def check_probabilities(self, probabilities: bool) -> None:
         if probabilities and self.task.probabilities == "none":
@@ -105,9 +125,21 @@ def load(model_dir: str | Path, device: str = "auto", overrides: list[str] = (),
     return FineTunedModel(task, model, resolve_runtime(TrainConfig(device=device)))
 
 
-def train(config: str | Path | RunConfig, overrides: list[str] = ()) -> Path:
-    """Run a training config (a YAML path or a RunConfig); returns the run directory."""
+def train(config: str | Path | RunConfig | None = None, overrides: list[str] = (), *, train=None, dev=None,
+          test=None) -> Path:
+    """Run a training config (a YAML path or a RunConfig); returns the run directory.
+
+    `train`, `dev`, `test`: a pandas DataFrame or `datasets.Dataset` (or a path) in place of the
+    config's data.train/dev/test, read with the config's column settings (other files then have their
+    format detected from their names)."""
     from seqtune.training.setup import train_from_config
 
     cfg = config if isinstance(config, RunConfig) else load_config(config, list(overrides))
-    return train_from_config(cfg)
+    given = {name: data for name, data in (("train", train), ("dev", dev), ("test", test)) if data is not None}
+    with in_memory.files_for(given) as paths:
+        if paths:
+            cfg = replace(cfg, data=replace(in_memory.jsonl_settings(cfg.data, "train"), format="auto"))
+        files = {name: paths.get(name, str(value)) for name, value in given.items()}
+        if files:
+            cfg = replace(cfg, data=replace(cfg.data, **files))
+        return train_from_config(cfg)
