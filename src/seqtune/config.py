@@ -175,6 +175,8 @@ class TrainConfig:
     precision: Literal["auto", "fp32", "bf16", "fp16"] = "auto"  # auto: fp32 on CPU, bf16 on GPU
     num_threads: Annotated[int, Range(ge=1)] | None = None  # torch CPU threads (default: torch's choice)
     progress: bool = True  # show a progress bar
+    # also log the run's scalars, config and final metrics to these trackers (optional extras; tracking.py)
+    log_to: list[Literal["tensorboard", "mlflow"]] | None = None
 
 
 @dataclass

@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from seqtune.config import RunConfig, StrategyConfig
+from seqtune.config import RunConfig, StrategyConfig, config_to_yaml
 from seqtune.errors import SeqtuneError
 from seqtune.inference import (
     evaluate,
@@ -33,6 +33,7 @@ from seqtune.report import report_at_end_of_run
 from seqtune.tasks import task_class
 from seqtune.tasks.base import EncodedDataset, Task
 from seqtune.tokenization import load_tokenizer
+from seqtune.tracking import Tracking
 from seqtune.training import strategies
 from seqtune.training.caching import model_for_training
 from seqtune.training.loop import train
@@ -182,7 +183,8 @@ def train_from_config(cfg: RunConfig) -> Path:
         trained = model_for_training(model, frozen_layers, cfg.strategy, task, [train_set, dev_set], runtime,
                                      cfg.train.epochs, run.path, log)
 
-        summary = train(trained, task, train_set, dev_set, cfg.train, runtime, log, run.add_metrics,
+        tracking = Tracking.open(cfg.train.log_to, run.path, cfg.to_dict(), config_to_yaml(cfg))  # train.log_to
+        summary = train(trained, task, train_set, dev_set, cfg.train, runtime, log, tracking.wrap(run.add_metrics),
                         on_best=lambda: run.save_model(lambda path: save_model(path, model, task, tokenizer)),
                         strategy=cfg.strategy)
 
@@ -208,6 +210,7 @@ def train_from_config(cfg: RunConfig) -> Path:
                               wall_seconds=round(ended - started, 2))
         run.write_results(results)
         report_at_end_of_run(run.path, log)
+        tracking.finish(results, summary["steps"])
         log(f"saved: {run.model_dir}")
         if error is not None:
             raise SeqtuneError(f"the final test evaluation failed (training results are in "
