@@ -13,9 +13,9 @@ from contextlib import contextmanager
 from dataclasses import replace
 from pathlib import Path
 
-from seqtune import in_memory
 from seqtune.config import RunConfig, TrainConfig, load_config
 from seqtune.errors import SeqtuneError
+from seqtune.in_memory import files_for, jsonl_settings, table_kind, task_reading_jsonl
 from seqtune.inference import (
     Runtime,
     evaluate,
@@ -46,13 +46,13 @@ class FineTunedModel:
         word/residue, as {label: [p, ...]} aligned with the predicted labels (classification and
         multi-label models always give theirs)."""
         self.check_probabilities(probabilities)
-        if in_memory.kind(inputs) is not None:
+        if table_kind(inputs) is not None:
             return self.predict_file(inputs, probabilities)
         if type(inputs).__module__.startswith("pandas") and hasattr(inputs, "tolist"):  # a Series: its values
             inputs = inputs.tolist()
         if isinstance(inputs, (str, bytes, dict)):
-            raise SeqtuneError(f"predict takes a list of inputs (or a DataFrame / Dataset), not a "
-                               f"{type(inputs).__name__}: e.g. predict([text, ...]).")
+            raise SeqtuneError(f"predict takes a list of inputs, not a {type(inputs).__name__}: e.g. "
+                               "predict([text, ...]), or a DataFrame / Dataset, read row by row.")
         examples = self.task.examples_from_inputs(list(inputs))
         return self._predict_examples(examples, probabilities)
 
@@ -74,10 +74,10 @@ class FineTunedModel:
     @contextmanager
     def _readable(self, data, name: str):
         """A path the task reads: the file itself, or a JSONL copy of an in-memory table."""
-        if in_memory.kind(data) is None:
+        if table_kind(data) is None:
             yield str(data)
             return
-        with in_memory.files_for({name: data}) as paths, in_memory.task_reading_jsonl(self.task):
+        with files_for({name: data}) as paths, task_reading_jsonl(self.task):
             yield paths[name]
 
     def check_probabilities(self, probabilities: bool) -> None:
@@ -136,9 +136,9 @@ def train(config: str | Path | RunConfig | None = None, overrides: list[str] = (
 
     cfg = config if isinstance(config, RunConfig) else load_config(config, list(overrides))
     given = {name: data for name, data in (("train", train), ("dev", dev), ("test", test)) if data is not None}
-    with in_memory.files_for(given) as paths:
+    with files_for(given) as paths:
         if paths:
-            cfg = replace(cfg, data=replace(in_memory.jsonl_settings(cfg.data, "train"), format="auto"))
+            cfg = replace(cfg, data=replace(jsonl_settings(cfg.data, "train"), format="auto"))
         files = {name: paths.get(name, str(value)) for name, value in given.items()}
         if files:
             cfg = replace(cfg, data=replace(cfg.data, **files))

@@ -19,7 +19,7 @@ from pathlib import Path
 from seqtune.errors import SeqtuneError
 
 
-def kind(data) -> str | None:
+def table_kind(data) -> str | None:
     """"DataFrame" or "Dataset" for in-memory tables, None for anything else."""
     module = type(data).__module__
     if module.startswith("pandas") and type(data).__name__ == "DataFrame":
@@ -32,12 +32,12 @@ def kind(data) -> str | None:
 def write_jsonl(data, path: Path) -> None:
     """One JSON object per row; missing values become null (pandas' own JSON writer: numpy scalars,
     NaN, timestamps)."""
-    frame = data.to_pandas() if kind(data) == "Dataset" else data
+    frame = data.to_pandas() if table_kind(data) == "Dataset" else data
     if len(frame) == 0:
-        raise SeqtuneError(f"the {kind(data)} has no rows.")
+        raise SeqtuneError(f"the {table_kind(data)} has no rows.")
     names = [str(c) for c in frame.columns]
     if len(set(names)) < len(names) or not all(isinstance(c, str) for c in frame.columns):
-        raise SeqtuneError(f"the {kind(data)}'s columns must have distinct names (strings), not "
+        raise SeqtuneError(f"the {table_kind(data)}'s columns must have distinct names (strings), not "
                            f"{list(frame.columns)[:8]}: its columns are chosen by name (data.text_column, ...).")
     path.write_text(frame.to_json(orient="records", lines=True, force_ascii=False), encoding="utf-8")
 
@@ -46,14 +46,14 @@ def write_jsonl(data, path: Path) -> None:
 def files_for(tables: dict[str, object]) -> Iterator[dict[str, str]]:
     """{name: DataFrame/Dataset} -> {name: path of its JSONL copy} for the duration of the block
     (names like "train"; entries that are not tables are left out)."""
-    found = {name: data for name, data in tables.items() if kind(data) is not None}
+    found = {name: data for name, data in tables.items() if table_kind(data) is not None}
     if not found:
         yield {}
         return
     with tempfile.TemporaryDirectory(prefix="seqtune-in-memory-") as folder:
         paths = {}
         for name, data in found.items():
-            path = Path(folder) / f"<{kind(data)} {name}>.jsonl"
+            path = Path(folder) / f"<{table_kind(data)} {name}>.jsonl"
             write_jsonl(data, path)
             paths[name] = str(path)
         yield paths

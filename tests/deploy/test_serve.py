@@ -149,8 +149,8 @@ def test_bad_requests_get_a_4xx_with_a_one_line_reason(models):
 
 
 def test_a_flood_beyond_the_queue_gets_503_and_the_server_goes_on(models):
-    # Each request waits 300 ms for company in the batcher, so 24 at once overflow a queue of 4 inputs.
-    with server(models["classification"], "--max-queue", "4", "--max-wait-ms", "300") as proc:
+    # Each request waits 1 s for company in the batcher, so 24 at once overflow a queue of 4 inputs.
+    with server(models["classification"], "--max-queue", "4", "--max-wait-ms", "1000") as proc:
         statuses = []
 
         def client():
@@ -169,11 +169,12 @@ def test_a_flood_beyond_the_queue_gets_503_and_the_server_goes_on(models):
 
 
 def test_sigterm_finishes_the_request_in_flight(models):
-    with server(models["classification"], "--max-wait-ms", "1500") as proc:
+    with server(models["classification"], "--max-wait-ms", "5000") as proc:
         answers = []
         client = threading.Thread(target=lambda: answers.append(call(proc.port, "/predict", {"inputs": ["fun"]})))
         client.start()
-        time.sleep(0.5)  # the request is waiting in the batcher
+        while call(proc.port, "/health")[1]["admitted_inputs"] == 0:  # until the request waits in the batcher
+            time.sleep(0.05)
         proc.send_signal(signal.SIGTERM)
         client.join(30)
         proc.wait(30)
