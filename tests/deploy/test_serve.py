@@ -109,6 +109,9 @@ def test_every_task_type_answers_what_predict_returns(models, task):
         status, answer = call(proc.port, "/predict", {"inputs": INPUTS[task]})
         assert status == 200, answer
         assert answer == {"predictions": json.loads(json.dumps(expected))}
+        ids = [f"item-{i}" for i in range(len(INPUTS[task]))]
+        status, answer = call(proc.port, "/predict", {"inputs": INPUTS[task], "ids": ids})
+        assert status == 200 and [r["id"] for r in answer["predictions"]] == ids
         status, info = call(proc.port, "/info")
         assert status == 200 and info["task"] == task and info["model_type"] == "bert"
         assert info["runtime"] == "torch" and info["limits"]["max_items"] == 64
@@ -127,6 +130,7 @@ BAD_REQUESTS = [
     ({"inputs": ["   "]}, "application/json", 422, "expected a non-empty string"),
     ({"inputs": ["x" * 101]}, "application/json", 413, "101 characters, over the limit of 100"),
     ({"inputs": ["fun"] * 5}, "application/json", 413, "5 inputs in one request, over the limit of 4"),
+    ({"inputs": ["fun", "dull"], "ids": ["a"]}, "application/json", 422, "ids has 1 entries for 2 inputs"),
     (b'{"inputs": ["the film"', "application/json", 400, "invalid JSON"),
     ({"inputs": ["the film"]}, "text/plain", 415, "Content-Type must be application/json"),
 ]

@@ -105,7 +105,7 @@ def create_app(model: FineTunedModel, info: dict, limits: Limits | None = None, 
             reason = validation_reason(error)
             status = 400 if reason.startswith("invalid JSON") else 422
             return refuse(status, f"{reason}; this {task.name} model takes {shape.example}")
-        problem = size_problem(parsed.inputs, limits)
+        problem = size_problem(parsed.inputs, limits, parsed.ids)
         if problem:
             return refuse(*problem)
         try:
@@ -128,6 +128,8 @@ def create_app(model: FineTunedModel, info: dict, limits: Limits | None = None, 
             raise
         finally:
             batcher.release(items)
+        if parsed.ids is not None:  # the caller's ids, first in each record
+            records = [{"id": i, **{k: v for k, v in r.items() if k != "id"}} for i, r in zip(parsed.ids, records)]
         return JSONResponse({"predictions": records})
 
     return app

@@ -1,7 +1,8 @@
 """What `POST /predict` accepts, per task type, and one-line reasons for what it refuses.
 
-The body is always {"inputs": [...], "probabilities": false}; each input is in the task's natural
-shape, the one `seqtune.load(...).predict` takes:
+The body is always {"inputs": [...], "ids": [...], "probabilities": false} ("ids" optional: one per
+input, copied into its prediction as "id"); each input is in the task's natural shape, the one
+`seqtune.load(...).predict` takes:
 
     classification, multilabel, regression   "text"  or, for pair models, ["text", "second text"]
     tagging                                  "a sentence"  or  ["a", "list", "of", "words"]
@@ -44,9 +45,10 @@ class QAInput(BaseModel):
 
 def _request_model(item_type, name: str) -> type[BaseModel]:
     return type(name, (BaseModel,), {
-        "__annotations__": {"inputs": list[item_type], "probabilities": bool},
+        "__annotations__": {"inputs": list[item_type], "ids": list[str] | None, "probabilities": bool},
         "model_config": ConfigDict(extra="forbid", strict=True),
         "inputs": Field(..., description="inputs in the task's natural shape"),
+        "ids": Field(None, description="one id per input, copied into its prediction as \"id\""),
         "probabilities": Field(False, description="tagging/residues: each label's probability per position"),
     })
 
@@ -100,10 +102,12 @@ def item_chars(item) -> int:
     return sum(len(part) for part in item)
 
 
-def size_problem(inputs: list, limits: Limits) -> tuple[int, str] | None:
+def size_problem(inputs: list, limits: Limits, ids: list | None = None) -> tuple[int, str] | None:
     """(HTTP status, why) when a request is empty (422) or too large (413); None when it is fine."""
     if not inputs:
         return 422, "inputs is empty: give at least one input."
+    if ids is not None and len(ids) != len(inputs):
+        return 422, f"ids has {len(ids)} entries for {len(inputs)} inputs: give one id per input."
     if len(inputs) > limits.max_items:
         return 413, f"{len(inputs)} inputs in one request, over the limit of {limits.max_items} (--max-items)."
     for i, item in enumerate(inputs):
