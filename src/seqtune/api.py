@@ -9,17 +9,22 @@
 
 from __future__ import annotations
 
+from contextlib import contextmanager
+from dataclasses import replace
 from pathlib import Path
 
 from seqtune.config import RunConfig, TrainConfig, load_config
 from seqtune.errors import SeqtuneError
+from seqtune.in_memory import files_for, jsonl_settings, table_kind, task_reading_jsonl
 from seqtune.inference import (
     Runtime,
     evaluate,
+    load_saved_task,
     load_trained_model,
     resolve_runtime,
     run_outputs,
 )
+from seqtune.tasks.base import EncodedDataset
 
 
 class FineTunedModel:
@@ -31,34 +36,51 @@ class FineTunedModel:
         self.runtime = runtime
         self.batch_tokens = batch_tokens
 
-    def predict(self, inputs: list, probabilities: bool = False) -> list[dict]:
-        """Predictions for in-memory inputs (texts, text pairs, ... as the task takes them).
+    def predict(self, inputs, probabilities: bool = False) -> list[dict]:
+        """Predictions for in-memory inputs: a list of texts, text pairs, ... as the task takes them,
+        or a pandas DataFrame / `datasets.Dataset` read with the model's column settings (as a file
+        would be: data.text_column, ...; `overrides` in `load` change them), one record per row, the
+        data.id_column value included where the table has that column.
 
         `probabilities`: tagging and residues models also give each label's probability at every
         word/residue, as {label: [p, ...]} aligned with the predicted labels (classification and
         multi-label models always give theirs)."""
-        self._check_probabilities(probabilities)
-        if isinstance(inputs, (str, bytes)) or type(inputs).__module__.startswith("pandas"):
-            raise SeqtuneError(
-                f"predict takes a list of inputs, not a {type(inputs).__name__}: e.g. predict([text, ...])"
-                + (", or predict(df['text'].tolist()) for a DataFrame column." if not isinstance(inputs, (str, bytes))
-                   else ".")
-            )
+        self.check_probabilities(probabilities)
+        if table_kind(inputs) is not None:
+            return self.predict_file(inputs, probabilities)
+        if type(inputs).__module__.startswith("pandas") and hasattr(inputs, "tolist"):  # a Series: its values
+            inputs = inputs.tolist()
+        if isinstance(inputs, (str, bytes, dict)):
+            raise SeqtuneError(f"predict takes a list of inputs, not a {type(inputs).__name__}: e.g. "
+                               "predict([text, ...]), or a DataFrame / Dataset, read row by row.")
         examples = self.task.examples_from_inputs(list(inputs))
         return self._predict_examples(examples, probabilities)
 
-    def predict_file(self, path: str, probabilities: bool = False) -> list[dict]:
-        """Predictions for every record of a file in the task's input format (labels optional);
-        `probabilities` as in `predict`."""
-        self._check_probabilities(probabilities)
-        return self._predict_examples(self.task.read(str(path), "predict"), probabilities)
+    def predict_file(self, path, probabilities: bool = False) -> list[dict]:
+        """Predictions for every record of a file in the task's input format (labels optional), or of
+        a DataFrame / Dataset; `probabilities` as in `predict`."""
+        self.check_probabilities(probabilities)
+        with self._readable(path, "predict") as source:
+            examples = self.task.read(source, "predict")
+        return self._predict_examples(examples, probabilities)
 
-    def evaluate(self, path: str) -> dict:
-        """Metrics on a labelled file."""
-        dataset = self.task.encode(self.task.read(str(path), "test"), "test")
+    def evaluate(self, path) -> dict:
+        """Metrics on a labelled file, DataFrame or Dataset."""
+        with self._readable(path, "evaluate") as source:
+            examples = self.task.read(source, "test")
+        dataset = self.task.encode(examples, "test")
         return evaluate(self.model, self.task, dataset, self.runtime, self.batch_tokens)
 
-    def _check_probabilities(self, probabilities: bool) -> None:
+    @contextmanager
+    def _readable(self, data, name: str):
+        """A path the task reads: the file itself, or a JSONL copy of an in-memory table."""
+        if table_kind(data) is None:
+            yield str(data)
+            return
+        with files_for({name: data}) as paths, task_reading_jsonl(self.task):
+            yield paths[name]
+
+    def check_probabilities(self, probabilities: bool) -> None:
         if probabilities and self.task.probabilities == "none":
             raise SeqtuneError(
                 f"probabilities were asked for, but this is a {self.task.name} model, which has no per-label "
@@ -69,22 +91,55 @@ class FineTunedModel:
     def _predict_examples(self, examples: list, probabilities: bool = False) -> list[dict]:
         dataset = self.task.encode(examples, "predict")
         outputs = run_outputs(self.model, self.task, dataset, self.runtime, self.batch_tokens)
+        return self.predictions_from(outputs, dataset, probabilities)
+
+    def encode_inputs(self, inputs: list) -> EncodedDataset:
+        """In-memory inputs -> the features the model runs on (the first half of `predict`; the server
+        encodes each request with it, runs several requests' features together, then calls
+        `predictions_from` per request)."""
+        return self.task.encode(self.task.examples_from_inputs(list(inputs)), "predict")
+
+    def predictions_from(self, outputs: list, dataset: EncodedDataset, probabilities: bool = False) -> list[dict]:
+        """The records `predict` returns, from the model outputs of `dataset`'s features (in order)."""
         if probabilities and self.task.probabilities == "on_request":
             return self.task.predictions(outputs, dataset, probabilities=True)
         return self.task.predictions(outputs, dataset)
 
 
-def load(model_dir: str | Path, device: str = "auto", overrides: list[str] = ()) -> FineTunedModel:
+def load(model_dir: str | Path, device: str = "auto", overrides: list[str] = (), runtime: str = "torch"
+         ) -> FineTunedModel:
     """Load a model directory written by seqtune (a run's `model/` folder). `overrides`: "data.key=value"
     settings for the files it will read (column names, format, header, ...) and "task.key=value" for
-    the settings that change how outputs are read (inference.INFERENCE_OPTIONS, e.g. task.decode)."""
+    the settings that change how outputs are read (inference.INFERENCE_OPTIONS, e.g. task.decode).
+    `runtime="onnx"`: a directory written by `seqtune export --format onnx`, run by ONNX Runtime (CPU)."""
+    if runtime == "onnx":
+        from seqtune.onnx_export import ONNX_FILE, OnnxModel
+
+        device = "cpu" if device == "auto" else device
+        model = OnnxModel(Path(model_dir) / ONNX_FILE)
+        task, _ = load_saved_task(model_dir, list(overrides))
+        return FineTunedModel(task, model, resolve_runtime(TrainConfig(device=device)))
+    if runtime != "torch":
+        raise SeqtuneError(f"unknown runtime {runtime!r}: torch or onnx.")
     task, model = load_trained_model(model_dir, list(overrides))
     return FineTunedModel(task, model, resolve_runtime(TrainConfig(device=device)))
 
 
-def train(config: str | Path | RunConfig, overrides: list[str] = ()) -> Path:
-    """Run a training config (a YAML path or a RunConfig); returns the run directory."""
+def train(config: str | Path | RunConfig | None = None, overrides: list[str] = (), *, train=None, dev=None,
+          test=None) -> Path:
+    """Run a training config (a YAML path or a RunConfig); returns the run directory.
+
+    `train`, `dev`, `test`: a pandas DataFrame or `datasets.Dataset` (or a path) in place of the
+    config's data.train/dev/test, read with the config's column settings (other files then have their
+    format detected from their names)."""
     from seqtune.training.setup import train_from_config
 
     cfg = config if isinstance(config, RunConfig) else load_config(config, list(overrides))
-    return train_from_config(cfg)
+    given = {name: data for name, data in (("train", train), ("dev", dev), ("test", test)) if data is not None}
+    with files_for(given) as paths:
+        if paths:
+            cfg = replace(cfg, data=replace(jsonl_settings(cfg.data, "train"), format="auto"))
+        files = {name: paths.get(name, str(value)) for name, value in given.items()}
+        if files:
+            cfg = replace(cfg, data=replace(cfg.data, **files))
+        return train_from_config(cfg)

@@ -18,6 +18,9 @@ COMMANDS = [
     "seqtune.commands.pretrain",
     "seqtune.commands.fill_mask",
     "seqtune.commands.config",
+    "seqtune.commands.serve",
+    "seqtune.commands.export",
+    "seqtune.commands.report",
 ]
 
 

@@ -175,6 +175,8 @@ class TrainConfig:
     precision: Literal["auto", "fp32", "bf16", "fp16"] = "auto"  # auto: fp32 on CPU, bf16 on GPU
     num_threads: Annotated[int, Range(ge=1)] | None = None  # torch CPU threads (default: torch's choice)
     progress: bool = True  # show a progress bar
+    # also log the run's scalars, config and final metrics to these trackers (optional extras; tracking.py)
+    log_to: list[Literal["tensorboard", "mlflow"]] | None = None
 
 
 @dataclass
@@ -220,6 +222,7 @@ class ClassificationOptions(SequenceOptions):
     # {label: weight}: labels not named weigh 1
     class_weights: (list[Annotated[float, Range(gt=0)]] | dict[str, Annotated[float, Range(gt=0)]]
                     | Literal["balanced", "auto"] | None) = None
+    label_names: dict[str, str] | None = None  # display names for config.json's id2label, e.g. {"0": negative}
 
 
 @dataclass
@@ -227,6 +230,7 @@ class MultiLabelOptions(SequenceOptions):
     labels: list[str] | None = None  # label order; default: sorted labels of the training file
     label_delimiter: Annotated[str, Matches(r".+", "at least one character")] = ","  # separates labels in a CSV/TSV cell ("sports,politics")
     threshold: Annotated[float, Range(ge=0, le=1)] = 0.5  # a label is predicted when its probability reaches this
+    label_names: dict[str, str] | None = None  # display names for config.json's id2label, e.g. {"0": negative}
 
 
 @dataclass

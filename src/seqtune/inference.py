@@ -127,6 +127,14 @@ def load_trained_model(path: str | Path, overrides: list[str] = ()) -> tuple[Tas
     `overrides`: "data.key=value" settings for the files to come (other column names, format, ...), and
     "task.key=value" for the task settings that only change how outputs are read (INFERENCE_OPTIONS)."""
     path = Path(path)
+    task, meta = load_saved_task(path, overrides)
+    return task, _load_weights(task, meta, path)
+
+
+def load_saved_task(path: str | Path, overrides: list[str] = ()) -> tuple[Task, dict]:
+    """The task (settings, tokenizer, fitted state) of a directory written by `save_model` or by
+    `seqtune export`, and its seqtune.json; no weights are read. `overrides` as in load_trained_model."""
+    path = Path(path)
     meta_path = path / SEQTUNE_FILE
     if not meta_path.is_file():
         raise SeqtuneError(
@@ -158,6 +166,10 @@ def load_trained_model(path: str | Path, overrides: list[str] = ()) -> tuple[Tas
     tokenizer = load_tokenizer(path)
     task = cls(options, data, tokenizer)
     task.load_state(meta["task_state"])
+    return task, meta
+
+
+def _load_weights(task: Task, meta: dict, path: Path) -> TaskModel:
     cfg = encoder_config_from_dir(path)
     encoder = Encoder(cfg, add_pooler=meta.get("has_pooler", task.needs_pooler))
     split = split_checkpoint(read_weights(path), cfg.family.prefix)
@@ -170,7 +182,7 @@ def load_trained_model(path: str | Path, overrides: list[str] = ()) -> tuple[Tas
     head.load_state_dict({k: split.other[k] for k in expected})
     model = TaskModel(encoder, head)
     model.eval()
-    return task, model
+    return model
 
 
 # ---- probing a masked language model: `seqtune fill-mask` -------------------------------------------

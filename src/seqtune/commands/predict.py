@@ -19,6 +19,9 @@ def add_parser(subparsers):
     p.add_argument("input", help="file to predict (the training data's columns and format unless --set data.... says otherwise)")
     p.add_argument("--output", "-o", help="output JSONL file (default: stdout)")
     p.add_argument("--device", default="auto", help="cpu, cuda or auto (default: auto)")
+    p.add_argument("--runtime", choices=["torch", "onnx"], default="torch",
+                   help="onnx: MODEL_DIR is a directory written by `seqtune export`, run by ONNX Runtime on "
+                        "the CPU (default: torch)")
     p.add_argument("--probabilities", action="store_true",
                    help="tagging and residues: also write each label's probability at every word/residue, "
                         "as \"probabilities\": {label: [p, ...]} aligned with the predicted labels "
@@ -30,7 +33,7 @@ def add_parser(subparsers):
 def run(args) -> int:
     from seqtune.api import load
 
-    model = load(args.model_dir, device=args.device, overrides=args.overrides)
+    model = load(args.model_dir, device=args.device, overrides=args.overrides, runtime=args.runtime)
     records = model.predict_file(args.input, probabilities=args.probabilities)
     out = open(args.output, "w", encoding="utf-8") if args.output else sys.stdout
     try:

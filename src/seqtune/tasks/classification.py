@@ -50,6 +50,7 @@ class LabelMapMixin:
             raise SeqtuneError(f"classification needs at least two labels; the training data has {labels}.")
         self.labels = list(labels)
         self.label2id = {label: i for i, label in enumerate(self.labels)}
+        self.hf_label_config()  # task.label_names checked against the labels now, not when saving
 
     def _label_id(self, label: str, where: str) -> int:
         if label not in self.label2id:
@@ -60,8 +61,18 @@ class LabelMapMixin:
         return self.label2id[label]
 
     def hf_label_config(self) -> dict:
-        return {"id2label": {str(i): lab for i, lab in enumerate(self.labels)},
-                "label2id": dict(self.label2id)}
+        """id2label/label2id of config.json; task.label_names gives labels display names there (so that
+        `transformers` pipelines print "negative", not "0"); seqtune's own predictions keep the labels."""
+        names = {str(k): v for k, v in (self.options.label_names or {}).items()}
+        unknown = sorted(set(names) - set(self.labels))
+        if unknown:
+            raise SeqtuneError(f"task.label_names names {', '.join(map(repr, unknown))}, which are not labels of "
+                               f"this task ({', '.join(map(repr, self.labels))}).")
+        shown = [names.get(label, label) for label in self.labels]
+        if len(set(shown)) < len(shown):
+            raise SeqtuneError(f"task.label_names gives two labels the same name: {shown}.")
+        return {"id2label": {str(i): name for i, name in enumerate(shown)},
+                "label2id": {name: i for i, name in enumerate(shown)}}
 
 
 def label_text(value, where: str) -> str:

@@ -49,7 +49,7 @@ class TextExample:
     label: Any  # parsed target (label index, list of indices, float) or None when unlabelled
     where: str  # "file:line", for messages
     raw_label: Any = None
-    id: str | None = None  # FASTA record id, copied into predictions
+    id: str | None = None  # record id (FASTA, or the data.id_column of a table), copied into predictions
 
 
 class SequenceTask(Task):
@@ -81,12 +81,15 @@ class SequenceTask(Task):
         labelled = split != "predict" or table.has(d.label_column)
         if labelled:
             table.require(d.label_column, "data.label_column", "label")
+        with_ids = d.id_column is not None and table.has(d.id_column)  # copied into predictions
         examples = []
         for i, row in enumerate(table.rows):
             text = self._text(row, d.text_column, table.where(i))
             pair = self._text(row, d.text_pair_column, table.where(i)) if d.text_pair_column is not None else None
             raw = row.get(self.data.label_column) if labelled else None
-            examples.append(TextExample(text, pair, None, table.where(i), raw))
+            record_id = row.get(d.id_column) if with_ids else None
+            examples.append(TextExample(text, pair, None, table.where(i), raw,
+                                        None if record_id is None else str(record_id)))
         return examples
 
     def _read_fasta(self, path: str, split: str) -> list[TextExample]:

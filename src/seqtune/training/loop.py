@@ -89,6 +89,8 @@ def train(
 
     step, micro, tokens_seen, train_seconds = 0, 0, 0, 0.0
     loss_sum, loss_count = 0.0, 0
+    # the run report's loss/lr curves: a point every `curve_every` steps, kept with the next evaluation
+    curve_every, curve, curve_sum, curve_count = max(1, total_steps // 200), [], 0.0, 0
     progress = Progress(total_steps, cfg.progress, log)
     epoch = 0
     stop = False
@@ -98,10 +100,10 @@ def train(
         return cfg.lr * schedule.lr_lambdas[0](schedule.last_epoch)
 
     def run_evaluation() -> None:
-        nonlocal loss_sum, loss_count, stop
+        nonlocal loss_sum, loss_count, stop, curve
         entry = {"step": step, "epoch": round(step / steps_per_epoch, 3),
-                 "train_loss": loss_sum / max(1, loss_count), "lr": current_lr()}
-        loss_sum, loss_count = 0.0, 0
+                 "train_loss": loss_sum / max(1, loss_count), "lr": current_lr(), "train_curve": curve}
+        loss_sum, loss_count, curve = 0.0, 0, []
         if dev_set is not None:
             metrics = evaluate(model, task, dev_set, runtime, runtime.eval_batch_tokens)
             entry.update({"split": "dev", **metrics})
@@ -133,6 +135,7 @@ def train(
             loss_value = loss.item()
             loss_sum += loss_value
             loss_count += 1
+            curve_sum, curve_count = curve_sum + loss_value, curve_count + 1
             tokens_seen += int(batch["attention_mask"].sum())
             if micro % cfg.grad_accum_steps == 0:
                 if cfg.max_grad_norm:
@@ -143,6 +146,9 @@ def train(
                 optimizer.zero_grad(set_to_none=True)
                 schedule.step()
                 step += 1
+                if step % curve_every == 0:  # [step, mean loss since the last point, lr]
+                    curve.append([step, round(curve_sum / curve_count, 6), current_lr()])
+                    curve_sum, curve_count = 0.0, 0
             train_seconds += time.perf_counter() - start
             progress.update(step, micro % cfg.grad_accum_steps == 0, loss_value,
                             tokens_seen / max(train_seconds, 1e-9))

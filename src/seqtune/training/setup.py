@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from seqtune.config import RunConfig, StrategyConfig
+from seqtune.config import RunConfig, StrategyConfig, config_to_yaml
 from seqtune.errors import SeqtuneError
 from seqtune.inference import (
     evaluate,
@@ -29,9 +29,11 @@ from seqtune.models.checkpoint import encoder_config_from_dir
 from seqtune.models.encoder import check_positions
 from seqtune.models.hub import ModelSource, resolve_model
 from seqtune.models.task_model import model_for_finetuning, save_model
+from seqtune.report import report_at_end_of_run
 from seqtune.tasks import task_class
 from seqtune.tasks.base import EncodedDataset, Task
 from seqtune.tokenization import load_tokenizer
+from seqtune.tracking import Tracking
 from seqtune.training import strategies
 from seqtune.training.caching import model_for_training
 from seqtune.training.loop import train
@@ -184,7 +186,8 @@ def train_from_config(cfg: RunConfig) -> Path:
         trained = model_for_training(model, frozen_layers, cfg.strategy, task, [train_set, dev_set], runtime,
                                      cfg.train.epochs, run.path, log)
 
-        summary = train(trained, task, train_set, dev_set, cfg.train, runtime, log, run.add_metrics,
+        tracking = Tracking.open(cfg.train.log_to, run.path, cfg.to_dict(), config_to_yaml(cfg))  # train.log_to
+        summary = train(trained, task, train_set, dev_set, cfg.train, runtime, log, tracking.wrap(run.add_metrics),
                         on_best=lambda: run.save_model(lambda path: save_model(path, model, task, tokenizer)),
                         strategy=cfg.strategy)
 
@@ -209,6 +212,8 @@ def train_from_config(cfg: RunConfig) -> Path:
         results["run"].update(started=iso_time(started), ended=iso_time(ended),
                               wall_seconds=round(ended - started, 2))
         run.write_results(results)
+        report_at_end_of_run(run.path, log)
+        tracking.finish(results, summary["steps"])
         log(f"saved: {run.model_dir}")
         if error is not None:
             raise SeqtuneError(f"the final test evaluation failed (training results are in "
