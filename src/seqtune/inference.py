@@ -160,7 +160,7 @@ def load_trained_model(path: str | Path, overrides: list[str] = ()) -> tuple[Tas
     task.load_state(meta["task_state"])
     cfg = encoder_config_from_dir(path)
     encoder = Encoder(cfg, add_pooler=meta.get("has_pooler", task.needs_pooler))
-    split = split_checkpoint(read_weights(path), cfg.family.prefix)
+    split = split_checkpoint(read_weights(path), cfg.family.prefix, cfg.model_type)
     load_encoder_state(encoder, split, str(path))
     head = task.build_head(cfg)
     expected = head.state_dict()
