@@ -304,7 +304,7 @@ def test_qa_refuses_roberta_clearly(roberta_dir, tmp_path, capsys):
                                  "answers": {"text": ["Peter"], "answer_start": [0]}}) + "\n")
     assert main(train_args(tmp_path, roberta_dir, "qa", squad)) == 2
     err = capsys.readouterr().err
-    assert "the qa task supports checkpoints of model_type 'bert' only, not 'roberta'" in err
+    assert "the qa task supports checkpoints of model_type 'bert', 'distilbert', 'electra' only, not 'roberta'" in err
     assert "Traceback" not in err and not (tmp_path / "runs").exists()
 
 

@@ -89,9 +89,11 @@ ESM_NAMES = {
 KEY_NAMES = {"bert": BERT_NAMES, "roberta": BERT_NAMES, "xlm-roberta": BERT_NAMES, "electra": ELECTRA_NAMES,
              "distilbert": DISTILBERT_NAMES, "esm": ESM_NAMES}
 QKV = ("query", "key", "value")
-# Buffers some checkpoints carry that hold no learnt weights (ESM's rotary frequencies are computed).
+# Buffers some checkpoints carry that hold no learnt weights (ESM's rotary frequencies are computed;
+# transformers 5 saves its one shared copy under a literal "*" layer).
 IGNORED_KEYS = ("embeddings.position_ids", "embeddings.token_type_ids", "rotary_embeddings.inv_freq",
-                "encoder.layer.{n}.attention.self.rotary_embeddings.inv_freq")
+                "encoder.layer.{n}.attention.self.rotary_embeddings.inv_freq",
+                "encoder.layer.*.attention.self.rotary_embeddings.inv_freq")
 # Modules inside the encoder's prefix that are not the encoder: kept as other (head) weights.
 NOT_ENCODER = ("contact_head.",)  # ESM's contact prediction head
 LAYER_INDEX = re.compile(r"(?<=\.layer\.)(\d+)(?=\.)")  # encoder.layer.3.output -> 3
