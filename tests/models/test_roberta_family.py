@@ -1,6 +1,6 @@
 """RoBERTa and XLM-R on the native encoder: hidden states, saved heads and tokenizers against
-transformers, tagging alignment through byte-level BPE, short training runs, and the refusals
-(QA and MLM, an unknown model_type, max_length beyond the offset positions)."""
+transformers, tagging alignment through byte-level BPE, short training runs, QA with exact character offsets, and the refusals
+(MLM, an unknown model_type, max_length beyond the offset positions)."""
 
 from __future__ import annotations
 
@@ -298,16 +298,6 @@ def test_tagging_trains_and_loads_in_transformers(roberta_dir, tmp_path):
 
 # ---- refusals --------------------------------------------------------------------------------------
 
-def test_qa_refuses_roberta_clearly(roberta_dir, tmp_path, capsys):
-    squad = tmp_path / "squad.jsonl"
-    squad.write_text(json.dumps({"id": "1", "question": "who?", "context": "Peter visited Brussels.",
-                                 "answers": {"text": ["Peter"], "answer_start": [0]}}) + "\n")
-    assert main(train_args(tmp_path, roberta_dir, "qa", squad)) == 2
-    err = capsys.readouterr().err
-    assert "the qa task supports checkpoints of model_type 'bert', 'distilbert', 'electra' only, not 'roberta'" in err
-    assert "Traceback" not in err and not (tmp_path / "runs").exists()
-
-
 def test_mlm_refuses_roberta_clearly(roberta_dir):
     from seqtune.config import MaskedLMOptions
     from seqtune.errors import SeqtuneError
@@ -338,3 +328,94 @@ def test_an_unsupported_model_type_lists_the_supported_ones(roberta_dir, tmp_pat
     assert main(train_args(tmp_path, model, "classification", train, "data.text_column=sentence")) == 2
     err = capsys.readouterr().err
     assert "model_type 'funnel' is not supported" in err and "'bert', 'roberta', 'xlm-roberta'" in err
+
+
+# ---- question answering: character offsets through byte-level BPE and SentencePiece -----------------
+
+QA_CONTEXT = ("The café  served crème brûlée to Peter Grünewald in 東京 ; Ünïcödé wörds, Straße and 🙂 "
+              "followed. Later, several   spaces   here and Brussels .")
+QA_ANSWERS = ["café", "crème brûlée", "Peter Grünewald", "東京", "Ünïcödé wörds", "Straße", "🙂", "Brussels",
+              "spaces", "Later"]
+
+
+def qa_examples():
+    from seqtune.data.readers.squad import Answer, QAExample
+    return [QAExample(f"q{i}", f"what is answer {i}?", QA_CONTEXT, [Answer(a, QA_CONTEXT.index(a))], "t")
+            for i, a in enumerate(QA_ANSWERS)]
+
+
+def test_qa_offsets_cut_out_every_answer_exactly(family_dir):
+    """Gold token spans (found from character offsets) map back to exactly the answer's characters, in
+    every window that holds the answer; and answer extraction from logits peaked there returns it."""
+    import numpy as np
+
+    from seqtune.config import QuestionAnsweringOptions
+    from seqtune.tasks.qa import QuestionAnsweringTask
+
+    tokenizer = load_tokenizer(family_dir)
+    task = QuestionAnsweringTask(QuestionAnsweringOptions(type="qa", doc_stride=20),
+                                 DataConfig(max_length=48), tokenizer)
+    examples = qa_examples()
+    task.fit(examples)
+    dataset = task.encode(examples, "dev")
+    theirs = transformers.AutoTokenizer.from_pretrained(family_dir)
+    found = set()
+    outputs = []
+    for feature in dataset.features:
+        example = examples[feature["example_index"]]
+        ids = feature["input_ids"]
+        # <s> question </s></s> context-part </s>, as transformers' tokenizer lays out a pair
+        question = theirs(example.question, add_special_tokens=False)["input_ids"]
+        assert ids[:len(question) + 3] == [0, *question, 2, 2] and ids[-1] == 2
+        start, end = feature["start_positions"], feature["end_positions"]
+        logits = np.full((len(ids), 2), -10.0, dtype=np.float32)
+        if start:
+            a, b = feature["offsets"][start][0], feature["offsets"][end][1]
+            assert QA_CONTEXT[a:b] == example.answers[0].text, (QA_CONTEXT[a:b], example.answers[0].text)
+            found.add(example.id)
+            logits[start, 0] = logits[end, 1] = 10.0
+        outputs.append(logits)
+    assert found == {e.id for e in examples}  # every answer lies whole in some window
+    predictions = task.predictions(outputs, dataset)
+    assert [p["answer"] for p in predictions] == QA_ANSWERS
+
+
+def test_qa_model_saved_by_seqtune_loads_in_transformers(family_dir, tmp_path):
+    from seqtune.config import QuestionAnsweringOptions
+    from seqtune.models.task_model import model_for_finetuning, save_model
+    from seqtune.tasks.qa import QuestionAnsweringTask
+
+    tokenizer = load_tokenizer(family_dir)
+    task = QuestionAnsweringTask(QuestionAnsweringOptions(type="qa", doc_stride=8), DataConfig(max_length=32),
+                                 tokenizer)
+    examples = qa_examples()[:4]
+    task.fit(examples)
+    model, _ = model_for_finetuning(str(family_dir), task)
+    torch.manual_seed(1)
+    with torch.no_grad():
+        for p in model.head.parameters():
+            p.normal_(0, 0.5)
+    save_model(tmp_path / "saved", model, task, tokenizer)
+    family = encoder_config_from_dir(family_dir).family.hf_name
+    assert json.loads((tmp_path / "saved" / "config.json").read_text())["architectures"] == \
+        [family + "ForQuestionAnswering"]
+    (start, end), batch = seqtune_logits(tmp_path / "saved", examples)
+    out = hf_model(tmp_path / "saved", transformers.AutoModelForQuestionAnswering)(
+        input_ids=batch["input_ids"], attention_mask=batch["attention_mask"])
+    real = batch["attention_mask"].bool()
+    assert torch.allclose(start[real], out.start_logits[real], atol=1e-4)
+    assert torch.allclose(end[real], out.end_logits[real], atol=1e-4)
+
+
+def test_qa_trains_through_the_cli(roberta_dir, tmp_path):
+    squad = tmp_path / "squad.jsonl"
+    squad.write_text("".join(json.dumps({"id": e.id, "question": e.question, "context": e.context,
+                                         "answers": {"text": [e.answers[0].text],
+                                                     "answer_start": [e.answers[0].start]}}) + "\n"
+                             for e in qa_examples()))
+    assert main(train_args(tmp_path, roberta_dir, "qa", squad, "data.max_length=48", "task.doc_stride=16")) == 0
+    (run,) = (tmp_path / "runs").iterdir()
+    results = json.loads((run / "results.json").read_text())
+    assert set(results["dev"]) >= {"exact_match", "f1"}
+    assert json.loads((run / "model" / "config.json").read_text())["architectures"] == \
+        ["RobertaForQuestionAnswering"]

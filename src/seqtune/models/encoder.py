@@ -221,7 +221,10 @@ class Embeddings(nn.Module):
             positions = torch.arange(input_ids.shape[1], device=input_ids.device) + self.position_offset
             x = x + self.position(positions)
         if self.token_type is not None:
-            x = x + (self.token_type.weight[0] if token_type_ids is None else self.token_type(token_type_ids))
+            # One token type (RoBERTa, XLM-R): every token is type 0, whatever ids come (the `tokenizers`
+            # library gives a pair template's overflowing windows type 1 for the second text).
+            one_type = token_type_ids is None or self.token_type.num_embeddings == 1
+            x = x + (self.token_type.weight[0] if one_type else self.token_type(token_type_ids))
         if self.norm is not None:
             x = self.norm(x)
         x = self.dropout(x)
