@@ -1,6 +1,6 @@
 """RoBERTa and XLM-R on the native encoder: hidden states, saved heads and tokenizers against
 transformers, tagging alignment through byte-level BPE, short training runs, QA with exact character offsets, and the refusals
-(MLM, an unknown model_type, max_length beyond the offset positions)."""
+(an unknown model_type, max_length beyond the offset positions). MLM: test_family_mlm.py."""
 
 from __future__ import annotations
 
@@ -297,17 +297,6 @@ def test_tagging_trains_and_loads_in_transformers(roberta_dir, tmp_path):
 
 
 # ---- refusals --------------------------------------------------------------------------------------
-
-def test_mlm_refuses_roberta_clearly(roberta_dir):
-    from seqtune.config import MaskedLMOptions
-    from seqtune.errors import SeqtuneError
-    from seqtune.models.task_model import model_for_finetuning
-    from seqtune.tasks.mlm import MaskedLMTask
-
-    task = MaskedLMTask(MaskedLMOptions(), DataConfig(max_length=MAX_TOKENS), load_tokenizer(roberta_dir))
-    with pytest.raises(SeqtuneError, match="the mlm task supports checkpoints of model_type 'bert' only"):
-        model_for_finetuning(str(roberta_dir), task)
-
 
 def test_max_length_beyond_the_offset_positions_is_refused(roberta_dir, tmp_path, capsys):
     train = write_sentiment_tsv(tmp_path / "train.tsv", n=8)
