@@ -4,15 +4,10 @@ import pytest
 import torch
 
 from seqtune.errors import SeqtuneError
-from seqtune.models.checkpoint import (
-    encoder_config_from_dir,
-    encoder_state_to_hf,
-    load_encoder_state,
-    read_weights,
-    save_weights,
-    split_checkpoint,
-)
+from seqtune.models.checkpoint import (encoder_state_to_hf, load_encoder_state, read_weights, split_checkpoint,
+                                       encoder_config_from_dir)
 from seqtune.models.encoder import Encoder, EncoderConfig
+from seqtune.models.checkpoint import save_weights
 
 
 def test_key_mapping_round_trip():

@@ -8,13 +8,7 @@ import torch
 from seqtune.errors import SeqtuneError
 from seqtune.models.checkpoint import encoder_config_from_dir, read_weights
 from seqtune.models.encoder import Encoder
-from seqtune.models.presets import (
-    PRESETS,
-    ArchitectureSpec,
-    describe,
-    encoder_config,
-    write_initial_model,
-)
+from seqtune.models.presets import PRESETS, ArchitectureSpec, describe, encoder_config, write_initial_model
 from seqtune.tokenization import load_tokenizer
 from seqtune.vocab_builder import build_char_tokenizer
 
