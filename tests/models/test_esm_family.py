@@ -202,8 +202,12 @@ def test_residues_and_classification_train_through_the_cli(esm_dir, tmp_path):
     labelled.write_text("sequence\tlabel\n" + "".join(f"{r[1]}\t{int('W' in r[1])}\n" for r in rows))
     sets = [f"model.path={esm_dir}", f"data.train={labelled}", f"data.dev={labelled}", "task.type=classification",
             "data.text_column=sequence", "train.epochs=2", "train.batch_size=16", "train.progress=false",
-            "train.num_threads=1", f"output_dir={tmp_path / 'cls'}"]
+            "train.num_threads=1", f"output_dir={tmp_path / 'cls'}",
+            # a strategy: frozen, cached bottom layer; the final LayerNorm trains with the head
+            "strategy.freeze_layers=1", "strategy.cache_frozen=true", "strategy.layer_lr_decay=0.9"]
     assert main(["train", *(x for s in sets for x in ("--set", s))]) == 0
     (run,) = (tmp_path / "cls").iterdir()
+    results = json.loads((run / "results.json").read_text())
+    assert results["parameters"]["layer.0"]["frozen"] > 0 and results["parameters"]["head"]["trainable"] > 0
     assert json.loads((run / "model" / "config.json").read_text())["architectures"] == \
         ["EsmForSequenceClassification"]
