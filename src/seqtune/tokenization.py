@@ -291,3 +291,20 @@ def check_vocab_fits(tokenizer: Tokenizer, vocab_size: int, source: str) -> None
             f"have {vocab_size} rows (config.json vocab_size); the tokenizer does not belong to "
             "this model."
         )
+
+
+# The first token of every input, per model_type: a tokenizer with another one was made for another family.
+FAMILY_CLS_TOKENS = {"bert": "[CLS]", "distilbert": "[CLS]", "electra": "[CLS]", "roberta": "<s>",
+                     "xlm-roberta": "<s>", "esm": "<cls>"}
+
+
+def check_tokenizer_family(tokenizer: Tokenizer, model_type: str, source: str) -> None:
+    """The tokenizer's start token must be the one the model's family was trained with."""
+    expected = FAMILY_CLS_TOKENS.get(model_type)
+    found = tokenizer.special.get("cls")
+    if expected is not None and found != expected:
+        raise SeqtuneError(
+            f"{source}: the tokenizer starts inputs with {found!r}, but {model_type} models (config.json "
+            f"model_type {model_type!r}) start them with {expected!r}: the tokenizer files belong to another "
+            "family than the weights. Use the tokenizer files that came with the checkpoint."
+        )

@@ -408,3 +408,18 @@ def test_qa_trains_through_the_cli(roberta_dir, tmp_path):
     assert set(results["dev"]) >= {"exact_match", "f1"}
     assert json.loads((run / "model" / "config.json").read_text())["architectures"] == \
         ["RobertaForQuestionAnswering"]
+
+
+def test_a_tokenizer_of_another_family_is_refused(roberta_dir, tmp_path, capsys):
+    """RoBERTa weights with an ESM tokenizer (vocab.txt of <cls> <pad> <eos> ...): exit 2, naming both."""
+    model = tmp_path / "mixed"
+    model.mkdir()
+    for name in ("config.json", "model.safetensors"):
+        (model / name).write_bytes((roberta_dir / name).read_bytes())
+    (model / "vocab.txt").write_text("\n".join(["<cls>", "<pad>", "<eos>", "<unk>", *"LAGVSERTIDPKQNFYMHWC",
+                                                "<mask>"]) + "\n")
+    train = write_sentiment_tsv(tmp_path / "train.tsv", n=8)
+    assert main(train_args(tmp_path, model, "classification", train, "data.text_column=sentence")) == 2
+    err = capsys.readouterr().err
+    assert "the tokenizer starts inputs with '<cls>', but roberta models" in err and "'<s>'" in err
+    assert "Traceback" not in err

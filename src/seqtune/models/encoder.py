@@ -205,7 +205,8 @@ class Embeddings(nn.Module):
         self.norm = nn.LayerNorm(E, eps=cfg.layer_norm_eps) if norm else None
         self.dropout = nn.Dropout(0.0 if rotary else cfg.hidden_dropout_prob)
         self.project = nn.Linear(E, cfg.hidden_size) if E != cfg.hidden_size else None
-        self.mask_token_id = cfg.mask_token_id if cfg.token_dropout else None
+        # token dropout without a mask_token_id still scales (nothing is masked), as transformers does
+        self.mask_token_id = (-1 if cfg.mask_token_id is None else cfg.mask_token_id) if cfg.token_dropout else None
 
     def forward(self, input_ids: torch.Tensor, token_type_ids: torch.Tensor | None,
                 attention_mask: torch.Tensor | None = None) -> torch.Tensor:

@@ -26,7 +26,7 @@ from seqtune.models.checkpoint import (
 )
 from seqtune.models.encoder import Encoder
 from seqtune.models.heads import Head
-from seqtune.tokenization import Tokenizer, check_vocab_fits
+from seqtune.tokenization import Tokenizer, check_tokenizer_family, check_vocab_fits
 
 SEQTUNE_FILE = "seqtune.json"
 
@@ -66,6 +66,7 @@ def model_for_finetuning(path: str, task, weights: dict[str, torch.Tensor] | Non
     cfg = encoder_config_from_dir(path)
     task.check_model_type(cfg.model_type)
     check_vocab_fits(task.tokenizer, cfg.vocab_size, path)
+    check_tokenizer_family(task.tokenizer, cfg.model_type, path)
     encoder = Encoder(cfg, add_pooler=task.needs_pooler)
     split = split_checkpoint(read_weights(path) if weights is None else weights, cfg.family.prefix, cfg.model_type)
     report = load_encoder_state(encoder, split, path)
