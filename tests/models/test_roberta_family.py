@@ -423,3 +423,27 @@ def test_a_tokenizer_of_another_family_is_refused(roberta_dir, tmp_path, capsys)
     err = capsys.readouterr().err
     assert "the tokenizer starts inputs with '<cls>', but roberta models" in err and "'<s>'" in err
     assert "Traceback" not in err
+
+
+def test_a_word_that_normalises_to_nothing_keeps_a_token(family_dir):
+    """A word of only whitespace after normalisation (U+3000 is a space after NFKC): transformers gives it
+    no token; seqtune gives it one <unk>, so that it is still predicted, and every other word keeps
+    transformers' pieces."""
+    words = ["Peter", "\u3000", "Grünewald", "\u200b", "東京"]
+    tokenizer = load_tokenizer(family_dir)
+    theirs = transformers.AutoTokenizer.from_pretrained(family_dir, add_prefix_space=True)
+    task = TaggingTask(TaggingOptions(type="tagging"), DataConfig(max_length=MAX_TOKENS), tokenizer)
+    sentence = _sentence(words, ["O"] * len(words))
+    task.fit([sentence])
+    dataset = task.encode([sentence], "dev")
+    ids, starts = dataset.features[0]["input_ids"][1:-1], dataset.word_starts[0]
+    expected = theirs([words], is_split_into_words=True, add_special_tokens=False)
+    pieces = {w: [t for t, wid in zip(expected["input_ids"][0], expected.word_ids(0)) if wid == w]
+              for w in range(len(words))}
+    empty = [w for w in range(len(words)) if not pieces[w]]
+    # byte-level BPE keeps every byte; the SentencePiece pipeline (NFKC, whitespace split) empties U+3000
+    assert bool(empty) == (encoder_config_from_dir(family_dir).model_type == "xlm-roberta")
+    for w in range(len(words)):
+        end = starts[w + 1] if w + 1 < len(words) else len(ids)
+        assert ids[starts[w]:end] == (pieces[w] or [tokenizer.unk_id]), (words[w], ids[starts[w]:end])
+    assert dataset.info.get("words_without_tokens", 0) == len(empty)
