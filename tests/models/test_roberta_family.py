@@ -1,6 +1,7 @@
 """RoBERTa and XLM-R on the native encoder: hidden states, saved heads and tokenizers against
-transformers, tagging alignment through byte-level BPE, short training runs, QA with exact character offsets, and the refusals
-(an unknown model_type, max_length beyond the offset positions). MLM: test_family_mlm.py."""
+transformers, tagging alignment through byte-level BPE, short training runs, QA with exact character
+offsets, and the refusals (an unknown model_type, max_length beyond the offset positions, a tokenizer
+of another family). MLM: test_family_mlm.py."""
 
 from __future__ import annotations
 

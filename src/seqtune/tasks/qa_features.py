@@ -7,9 +7,10 @@ context too long for `max_length` tokens becomes several windows, consecutive wi
 every answer lies whole inside at least one window unless it is longer than the overlap.
 
 Each window keeps the character span (start, end) of every context token in the original context
-(from the `tokenizers` offsets, which point into the original text whatever the tokenizer does to it:
-BERT's normalisation, byte-level BPE's leading-space marker, SentencePiece's `▁`), so an answer's characters map to token positions for training
-and a predicted token span maps back to the exact original text. A window that does not contain the
+(from the `tokenizers` offsets, which point into the original text whatever the tokenizer does to
+it: BERT's normalisation, byte-level BPE's leading-space marker, SentencePiece's `▁`), so an
+answer's characters map to token positions for training and a predicted token span maps back to the
+exact original text. A window that does not contain the
 whole answer (and every window of an unanswerable question) points start and end at [CLS] (index 0).
 """
 
