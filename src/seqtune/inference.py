@@ -29,7 +29,7 @@ from seqtune.models.checkpoint import (
     split_checkpoint,
 )
 from seqtune.models.encoder import Encoder
-from seqtune.models.mlm_head import HEAD_KEYS
+from seqtune.models.mlm_head import MLM_LAYOUTS
 from seqtune.models.task_model import SEQTUNE_FILE, TaskModel, model_for_finetuning
 from seqtune.tasks import task_class
 from seqtune.tasks.base import EncodedDataset, Task, collate_inputs
@@ -172,7 +172,7 @@ def load_saved_task(path: str | Path, overrides: list[str] = ()) -> tuple[Task, 
 def _load_weights(task: Task, meta: dict, path: Path) -> TaskModel:
     cfg = encoder_config_from_dir(path)
     encoder = Encoder(cfg, add_pooler=meta.get("has_pooler", task.needs_pooler))
-    split = split_checkpoint(read_weights(path), cfg.family.prefix)
+    split = split_checkpoint(read_weights(path), cfg.family.prefix, cfg.model_type)
     load_encoder_state(encoder, split, str(path))
     head = task.build_head(cfg)
     expected = head.state_dict()
@@ -188,8 +188,8 @@ def _load_weights(task: Task, meta: dict, path: Path) -> TaskModel:
 # ---- probing a masked language model: `seqtune fill-mask` -------------------------------------------
 
 def load_masked_lm(path: str, device: str = "auto") -> tuple[TaskModel, Tokenizer]:
-    """(model, tokenizer) from a seqtune MLM directory or any Hugging Face BERT checkpoint with an
-    MLM head (`cls.predictions.*`). The model is in eval mode on the chosen device."""
+    """(model, tokenizer) from a seqtune MLM directory or any Hugging Face checkpoint of a family with
+    an MLM head (`cls.predictions.*`, RoBERTa's / ESM's `lm_head.*`, ...). The model is in eval mode on the chosen device."""
     if (Path(path) / SEQTUNE_FILE).is_file():
         task, model = load_trained_model(path)
         if task.name != "mlm":
@@ -198,12 +198,13 @@ def load_masked_lm(path: str, device: str = "auto") -> tuple[TaskModel, Tokenize
         tokenizer = task.tokenizer
     else:
         weights = read_weights(path)
-        if not all(k in weights for k in HEAD_KEYS):
-            raise SeqtuneError(f"{path} has no MLM head (cls.predictions.* weights), so it cannot "
-                               "predict masked tokens.")
+        cfg = encoder_config_from_dir(path)
+        layout = MLM_LAYOUTS.get(cfg.model_type)
+        if layout is None or not all(k in weights for k in layout.keys):
+            what = f"{layout.keys[-1].rsplit('.', 1)[0]}.* weights" if layout else f"model_type {cfg.model_type!r}"
+            raise SeqtuneError(f"{path} has no MLM head ({what}), so it cannot predict masked tokens.")
         tokenizer = load_tokenizer(path)
-        positions = encoder_config_from_dir(path).max_position_embeddings
-        task = MaskedLMTask(MaskedLMOptions(), DataConfig(max_length=positions), tokenizer)
+        task = MaskedLMTask(MaskedLMOptions(), DataConfig(max_length=cfg.max_tokens), tokenizer)
         model, _ = model_for_finetuning(path, task, weights)
     model.to(resolve_runtime(TrainConfig(device=device)).device).eval()
     return model, tokenizer
@@ -217,11 +218,12 @@ def fill_mask(model: TaskModel, tokenizer: Tokenizer, texts: list[str], top_k: i
     """
     if tokenizer.mask_id is None:
         raise SeqtuneError("the tokenizer has no [MASK] token.")
-    tokenizer.backend.add_special_tokens(["[MASK]"])  # so "[MASK]" in text is one token, not "[", "mask", "]"
+    mask = tokenizer.special["mask"]  # [MASK]; <mask> for RoBERTa, XLM-R and ESM
+    tokenizer.backend.add_special_tokens([mask])  # so "[MASK]" in text is one token, not "[", "mask", "]"
     encodings = tokenizer.backend.encode_batch(texts)
     for text, enc in zip(texts, encodings):
         if tokenizer.mask_id not in enc.ids:
-            raise SeqtuneError(f"{text!r} has no [MASK] token to fill.")
+            raise SeqtuneError(f"{text!r} has no {mask} token to fill.")
     features = [{"input_ids": enc.ids} for enc in encodings]
     batch = collate_inputs(features, tokenizer.pad_id)
     batch["mlm_positions"] = batch["input_ids"] == tokenizer.mask_id

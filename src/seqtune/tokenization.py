@@ -2,7 +2,8 @@
 
 `load_tokenizer(dir)` reads `tokenizer.json` when present (BERT's WordPiece, RoBERTa's byte-level
 BPE, XLM-R's SentencePiece Unigram: the file's own pipeline and special-token layout), otherwise
-builds BERT's WordPiece pipeline from `vocab.txt` (lower-casing as `tokenizer_config.json` says).
+builds BERT's WordPiece pipeline from `vocab.txt` (lower-casing as `tokenizer_config.json` says), or
+ESM's (`EsmTokenizer`: one token per residue, `<cls> A <eos>`, from its `vocab.txt`).
 The special tokens ([CLS]/<s>, [SEP]/</s>, [PAD]/<pad>, [UNK]/<unk>, [MASK]/<mask>) are read from
 `tokenizer_config.json` / `special_tokens_map.json`, else from tokenizer.json's post-processor, else
 by their usual names. `save` writes tokenizer.json plus `tokenizer_config.json` (and BERT's vocab.txt),
@@ -14,11 +15,20 @@ tokens) is a "char" vocabulary with seqtune's own k-mer pre-tokenizer, recorded 
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import NamedTuple
 
+from tokenizers import (
+    AddedToken,
+    Regex,
+    decoders,
+    models,
+    normalizers,
+    pre_tokenizers,
+    processors,
+)
 from tokenizers import Tokenizer as HFTokenizer
-from tokenizers import decoders, models, normalizers, pre_tokenizers, processors
 
 from seqtune.errors import SeqtuneError
 from seqtune.files import read_json_object
@@ -30,8 +40,8 @@ from seqtune.kmers import (
 )
 
 SPECIAL_TOKENS = ("[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]")
-# Role -> the usual names, BERT's first, then RoBERTa's and XLM-R's.
-SPECIAL_NAMES = {"cls": ("[CLS]", "<s>"), "sep": ("[SEP]", "</s>"), "pad": ("[PAD]", "<pad>"),
+# Role -> the usual names, BERT's first, then RoBERTa's and XLM-R's, then ESM's.
+SPECIAL_NAMES = {"cls": ("[CLS]", "<s>", "<cls>"), "sep": ("[SEP]", "</s>", "<eos>"), "pad": ("[PAD]", "<pad>"),
                  "unk": ("[UNK]", "<unk>"), "mask": ("[MASK]", "<mask>")}
 
 
@@ -63,7 +73,7 @@ class Tokenizer:
         self.backend = backend
         self.lowercase = lowercase
         self.model_max_length = model_max_length
-        self.kind = kind  # "wordpiece", "char" (one token per character), "bpe" or "unigram"
+        self.kind = kind  # "wordpiece", "char" (one token per character), "bpe", "unigram" or "esm"
         self.tokenizer_class = tokenizer_class  # transformers' class, for a bpe/unigram tokenizer's save
         self.special = find_special_tokens(backend, special or {})
         missing = [SPECIAL_NAMES[role][0] for role in ("pad", "unk", "cls", "sep") if role not in self.special]
@@ -117,7 +127,13 @@ class Tokenizer:
         with with_saved_pre_tokenizer(self.backend, self.overlapping_kmer):
             self.backend.save(str(directory / "tokenizer.json"))
         special = {f"{role}_token": token for role, token in self.special.items()}
-        if self.kind in ("wordpiece", "char"):
+        if self.kind == "esm":  # EsmTokenizer reads vocab.txt only; its "sep" is the end token
+            (directory / "tokenizer.json").unlink()
+            vocab = sorted(self.backend.get_vocab().items(), key=lambda kv: kv[1])
+            (directory / "vocab.txt").write_text("".join(tok + "\n" for tok, _ in vocab))
+            special["eos_token"] = special.pop("sep_token")
+            config = {"tokenizer_class": "EsmTokenizer"}
+        elif self.kind in ("wordpiece", "char"):
             vocab = sorted(self.backend.get_vocab().items(), key=lambda kv: kv[1])
             (directory / "vocab.txt").write_text("".join(tok + "\n" for tok, _ in vocab))
             # A character vocabulary is not WordPiece: transformers must use tokenizer.json as it is.
@@ -203,6 +219,30 @@ def wordpiece_from_vocab(vocab: dict[str, int], lowercase: bool) -> HFTokenizer:
     return backend
 
 
+def esm_from_vocab(vocab: dict[str, int]) -> HFTokenizer:
+    """ESM's tokenizer (transformers' EsmTokenizer) built from its vocab.txt: every vocabulary token
+    is cut out of the text as it stands (each amino-acid letter is one; `<mask>` and the other
+    `<...>` tokens are matched whole), what remains is split at whitespace, and each remaining run is
+    one `<unk>`. No normalisation: `mk` is one `<unk>`, as in ESM (the residues task folds case first).
+    `<cls> A <eos>` / `<cls> A <eos> B <eos>`, all token type 0."""
+    backend = HFTokenizer(models.WordLevel(vocab, unk_token="<unk>"))
+    multi = [t for t in vocab if len(t) > 1]
+    backend.add_special_tokens([AddedToken(t, normalized=False) for t in multi])
+    singles = "".join(re.escape(t) for t in vocab if len(t) == 1 and not t.isspace())
+    pieces = Regex(f"[{singles}]|[^\\s{singles}]+") if singles else Regex("\\S+")
+    backend.pre_tokenizer = pre_tokenizers.Sequence([pre_tokenizers.WhitespaceSplit(),
+                                                     pre_tokenizers.Split(pieces, behavior="isolated")])
+    backend.post_processor = processors.TemplateProcessing(
+        single="<cls> $A <eos>", pair="<cls> $A <eos> $B <eos>",
+        special_tokens=[("<cls>", vocab["<cls>"]), ("<eos>", vocab["<eos>"])])
+    return backend
+
+
+def is_esm_vocabulary(vocab: dict[str, int], config: dict) -> bool:
+    return config.get("tokenizer_class") == "EsmTokenizer" or (
+        config.get("tokenizer_class") is None and "<cls>" in vocab and "<eos>" in vocab)
+
+
 def read_vocab_file(path: Path) -> dict[str, int]:
     vocab: dict[str, int] = {}
     try:
@@ -229,7 +269,18 @@ def load_tokenizer(model_dir: str | Path) -> Tokenizer:
     max_len = config.get("model_max_length", 512)
     max_len = max_len if isinstance(max_len, int) and max_len < 1_000_000 else 512
     kind = config.get("seqtune_tokenizer_kind")
-    if (model_dir / "tokenizer.json").is_file():
+    esm = (model_dir / "vocab.txt").is_file() and (kind == "esm" or config.get("tokenizer_class") == "EsmTokenizer")
+    if not (model_dir / "tokenizer.json").is_file() and (model_dir / "vocab.txt").is_file() and kind is None:
+        esm = is_esm_vocabulary(read_vocab_file(model_dir / "vocab.txt"), config)
+    if esm:
+        kind = "esm"
+        vocab = read_vocab_file(model_dir / "vocab.txt")
+        missing = [t for t in ("<cls>", "<eos>", "<pad>", "<unk>") if t not in vocab]
+        if missing:
+            raise SeqtuneError(f"{model_dir / 'vocab.txt'} is not an ESM vocabulary (tokenizer_class "
+                               f"EsmTokenizer): it lacks {', '.join(missing)}.")
+        backend = esm_from_vocab(vocab)
+    elif (model_dir / "tokenizer.json").is_file():
         try:
             backend = HFTokenizer.from_file(str(model_dir / "tokenizer.json"))
         except Exception as e:  # noqa: BLE001 - the tokenizers library raises a bare Exception for a bad file
@@ -246,7 +297,7 @@ def load_tokenizer(model_dir: str | Path) -> Tokenizer:
         raise SeqtuneError(f"{model_dir} has no tokenizer: expected tokenizer.json or vocab.txt.")
     # do_lower_case is BERT's setting (its WordPiece lower-cases unless told otherwise); BPE and
     # Unigram tokenizers keep the case unless their own normalizer folds it.
-    lowercase = bool(config.get("do_lower_case", kind in ("wordpiece", "char")))
+    lowercase = bool(config.get("do_lower_case", kind in ("wordpiece", "char")) and kind != "esm")
     tokenizer_class = config.get("tokenizer_class") if isinstance(config.get("tokenizer_class"), str) else None
     k = config.get("seqtune_overlapping_kmer", 0)
     if k:
@@ -262,4 +313,21 @@ def check_vocab_fits(tokenizer: Tokenizer, vocab_size: int, source: str) -> None
             f"{source}: the tokenizer has {tokenizer.vocab_size} tokens but the model's embeddings "
             f"have {vocab_size} rows (config.json vocab_size); the tokenizer does not belong to "
             "this model."
+        )
+
+
+# The first token of every input, per model_type: a tokenizer with another one was made for another family.
+FAMILY_CLS_TOKENS = {"bert": "[CLS]", "distilbert": "[CLS]", "electra": "[CLS]", "roberta": "<s>",
+                     "xlm-roberta": "<s>", "esm": "<cls>"}
+
+
+def check_tokenizer_family(tokenizer: Tokenizer, model_type: str, source: str) -> None:
+    """The tokenizer's start token must be the one the model's family was trained with."""
+    expected = FAMILY_CLS_TOKENS.get(model_type)
+    found = tokenizer.special.get("cls")
+    if expected is not None and found != expected:
+        raise SeqtuneError(
+            f"{source}: the tokenizer starts inputs with {found!r}, but {model_type} models (config.json "
+            f"model_type {model_type!r}) start them with {expected!r}: the tokenizer files belong to another "
+            "family than the weights. Use the tokenizer files that came with the checkpoint."
         )

@@ -55,7 +55,7 @@ def test_load_pretrained_takes_the_head_and_refuses_mismatches():
     tensors["cls.predictions.decoder.weight"] = source.encoder.embeddings.word.weight
     used = target.head.load_pretrained(tensors)
     assert set(used) == set(HEAD_KEYS) | {"cls.predictions.decoder.weight"}
-    assert torch.equal(target.head.predictions.bias, source.head.predictions.bias)
+    assert torch.equal(target.head.bias, source.head.bias)
     assert target.head.load_pretrained({"classifier.weight": torch.zeros(2, 32)}) == []
     with pytest.raises(SeqtuneError, match="part of an MLM head"):
         target.head.load_pretrained({"cls.predictions.bias": torch.zeros(40)})

@@ -1,6 +1,7 @@
 """RoBERTa and XLM-R on the native encoder: hidden states, saved heads and tokenizers against
-transformers, tagging alignment through byte-level BPE, short training runs, and the refusals
-(QA and MLM, an unknown model_type, max_length beyond the offset positions)."""
+transformers, tagging alignment through byte-level BPE, short training runs, QA with exact character
+offsets, and the refusals (an unknown model_type, max_length beyond the offset positions, a tokenizer
+of another family). MLM: test_family_mlm.py."""
 
 from __future__ import annotations
 
@@ -298,27 +299,6 @@ def test_tagging_trains_and_loads_in_transformers(roberta_dir, tmp_path):
 
 # ---- refusals --------------------------------------------------------------------------------------
 
-def test_qa_refuses_roberta_clearly(roberta_dir, tmp_path, capsys):
-    squad = tmp_path / "squad.jsonl"
-    squad.write_text(json.dumps({"id": "1", "question": "who?", "context": "Peter visited Brussels.",
-                                 "answers": {"text": ["Peter"], "answer_start": [0]}}) + "\n")
-    assert main(train_args(tmp_path, roberta_dir, "qa", squad)) == 2
-    err = capsys.readouterr().err
-    assert "the qa task supports checkpoints of model_type 'bert' only, not 'roberta'" in err
-    assert "Traceback" not in err and not (tmp_path / "runs").exists()
-
-
-def test_mlm_refuses_roberta_clearly(roberta_dir):
-    from seqtune.config import MaskedLMOptions
-    from seqtune.errors import SeqtuneError
-    from seqtune.models.task_model import model_for_finetuning
-    from seqtune.tasks.mlm import MaskedLMTask
-
-    task = MaskedLMTask(MaskedLMOptions(), DataConfig(max_length=MAX_TOKENS), load_tokenizer(roberta_dir))
-    with pytest.raises(SeqtuneError, match="the mlm task supports checkpoints of model_type 'bert' only"):
-        model_for_finetuning(str(roberta_dir), task)
-
-
 def test_max_length_beyond_the_offset_positions_is_refused(roberta_dir, tmp_path, capsys):
     train = write_sentiment_tsv(tmp_path / "train.tsv", n=8)
     args = train_args(tmp_path, roberta_dir, "classification", train, "data.text_column=sentence",
@@ -328,13 +308,143 @@ def test_max_length_beyond_the_offset_positions_is_refused(roberta_dir, tmp_path
 
 
 def test_an_unsupported_model_type_lists_the_supported_ones(roberta_dir, tmp_path, capsys):
-    model = tmp_path / "electra"
+    model = tmp_path / "funnel"
     model.mkdir()
     for f in roberta_dir.iterdir():
         (model / f.name).write_bytes(f.read_bytes())
     config = json.loads((model / "config.json").read_text())
-    (model / "config.json").write_text(json.dumps({**config, "model_type": "electra"}))
+    (model / "config.json").write_text(json.dumps({**config, "model_type": "funnel"}))
     train = write_sentiment_tsv(tmp_path / "train.tsv", n=8)
     assert main(train_args(tmp_path, model, "classification", train, "data.text_column=sentence")) == 2
     err = capsys.readouterr().err
-    assert "model_type 'electra' is not supported" in err and "'bert', 'roberta', 'xlm-roberta'" in err
+    assert "model_type 'funnel' is not supported" in err and "'bert', 'roberta', 'xlm-roberta'" in err
+
+
+# ---- question answering: character offsets through byte-level BPE and SentencePiece -----------------
+
+QA_CONTEXT = ("The café  served crème brûlée to Peter Grünewald in 東京 ; Ünïcödé wörds, Straße and 🙂 "
+              "followed. Later, several   spaces   here and Brussels .")
+QA_ANSWERS = ["café", "crème brûlée", "Peter Grünewald", "東京", "Ünïcödé wörds", "Straße", "🙂", "Brussels",
+              "spaces", "Later"]
+
+
+def qa_examples():
+    from seqtune.data.readers.squad import Answer, QAExample
+    return [QAExample(f"q{i}", f"what is answer {i}?", QA_CONTEXT, [Answer(a, QA_CONTEXT.index(a))], "t")
+            for i, a in enumerate(QA_ANSWERS)]
+
+
+def test_qa_offsets_cut_out_every_answer_exactly(family_dir):
+    """Gold token spans (found from character offsets) map back to exactly the answer's characters, in
+    every window that holds the answer; and answer extraction from logits peaked there returns it."""
+    import numpy as np
+
+    from seqtune.config import QuestionAnsweringOptions
+    from seqtune.tasks.qa import QuestionAnsweringTask
+
+    tokenizer = load_tokenizer(family_dir)
+    task = QuestionAnsweringTask(QuestionAnsweringOptions(type="qa", doc_stride=20),
+                                 DataConfig(max_length=48), tokenizer)
+    examples = qa_examples()
+    task.fit(examples)
+    dataset = task.encode(examples, "dev")
+    theirs = transformers.AutoTokenizer.from_pretrained(family_dir)
+    found = set()
+    outputs = []
+    for feature in dataset.features:
+        example = examples[feature["example_index"]]
+        ids = feature["input_ids"]
+        # <s> question </s></s> context-part </s>, as transformers' tokenizer lays out a pair
+        question = theirs(example.question, add_special_tokens=False)["input_ids"]
+        assert ids[:len(question) + 3] == [0, *question, 2, 2] and ids[-1] == 2
+        start, end = feature["start_positions"], feature["end_positions"]
+        logits = np.full((len(ids), 2), -10.0, dtype=np.float32)
+        if start:
+            a, b = feature["offsets"][start][0], feature["offsets"][end][1]
+            assert QA_CONTEXT[a:b] == example.answers[0].text, (QA_CONTEXT[a:b], example.answers[0].text)
+            found.add(example.id)
+            logits[start, 0] = logits[end, 1] = 10.0
+        outputs.append(logits)
+    assert found == {e.id for e in examples}  # every answer lies whole in some window
+    predictions = task.predictions(outputs, dataset)
+    assert [p["answer"] for p in predictions] == QA_ANSWERS
+
+
+def test_qa_model_saved_by_seqtune_loads_in_transformers(family_dir, tmp_path):
+    from seqtune.config import QuestionAnsweringOptions
+    from seqtune.models.task_model import model_for_finetuning, save_model
+    from seqtune.tasks.qa import QuestionAnsweringTask
+
+    tokenizer = load_tokenizer(family_dir)
+    task = QuestionAnsweringTask(QuestionAnsweringOptions(type="qa", doc_stride=8), DataConfig(max_length=32),
+                                 tokenizer)
+    examples = qa_examples()[:4]
+    task.fit(examples)
+    model, _ = model_for_finetuning(str(family_dir), task)
+    torch.manual_seed(1)
+    with torch.no_grad():
+        for p in model.head.parameters():
+            p.normal_(0, 0.5)
+    save_model(tmp_path / "saved", model, task, tokenizer)
+    family = encoder_config_from_dir(family_dir).family.hf_name
+    assert json.loads((tmp_path / "saved" / "config.json").read_text())["architectures"] == \
+        [family + "ForQuestionAnswering"]
+    (start, end), batch = seqtune_logits(tmp_path / "saved", examples)
+    out = hf_model(tmp_path / "saved", transformers.AutoModelForQuestionAnswering)(
+        input_ids=batch["input_ids"], attention_mask=batch["attention_mask"])
+    real = batch["attention_mask"].bool()
+    assert torch.allclose(start[real], out.start_logits[real], atol=1e-4)
+    assert torch.allclose(end[real], out.end_logits[real], atol=1e-4)
+
+
+def test_qa_trains_through_the_cli(roberta_dir, tmp_path):
+    squad = tmp_path / "squad.jsonl"
+    squad.write_text("".join(json.dumps({"id": e.id, "question": e.question, "context": e.context,
+                                         "answers": {"text": [e.answers[0].text],
+                                                     "answer_start": [e.answers[0].start]}}) + "\n"
+                             for e in qa_examples()))
+    assert main(train_args(tmp_path, roberta_dir, "qa", squad, "data.max_length=48", "task.doc_stride=16")) == 0
+    (run,) = (tmp_path / "runs").iterdir()
+    results = json.loads((run / "results.json").read_text())
+    assert set(results["dev"]) >= {"exact_match", "f1"}
+    assert json.loads((run / "model" / "config.json").read_text())["architectures"] == \
+        ["RobertaForQuestionAnswering"]
+
+
+def test_a_tokenizer_of_another_family_is_refused(roberta_dir, tmp_path, capsys):
+    """RoBERTa weights with an ESM tokenizer (vocab.txt of <cls> <pad> <eos> ...): exit 2, naming both."""
+    model = tmp_path / "mixed"
+    model.mkdir()
+    for name in ("config.json", "model.safetensors"):
+        (model / name).write_bytes((roberta_dir / name).read_bytes())
+    (model / "vocab.txt").write_text("\n".join(["<cls>", "<pad>", "<eos>", "<unk>", *"LAGVSERTIDPKQNFYMHWC",
+                                                "<mask>"]) + "\n")
+    train = write_sentiment_tsv(tmp_path / "train.tsv", n=8)
+    assert main(train_args(tmp_path, model, "classification", train, "data.text_column=sentence")) == 2
+    err = capsys.readouterr().err
+    assert "the tokenizer starts inputs with '<cls>', but roberta models" in err and "'<s>'" in err
+    assert "Traceback" not in err
+
+
+def test_a_word_that_normalises_to_nothing_keeps_a_token(family_dir):
+    """A word of only whitespace after normalisation (U+3000 is a space after NFKC): transformers gives it
+    no token; seqtune gives it one <unk>, so that it is still predicted, and every other word keeps
+    transformers' pieces."""
+    words = ["Peter", "\u3000", "Grünewald", "\u200b", "東京"]
+    tokenizer = load_tokenizer(family_dir)
+    theirs = transformers.AutoTokenizer.from_pretrained(family_dir, add_prefix_space=True)
+    task = TaggingTask(TaggingOptions(type="tagging"), DataConfig(max_length=MAX_TOKENS), tokenizer)
+    sentence = _sentence(words, ["O"] * len(words))
+    task.fit([sentence])
+    dataset = task.encode([sentence], "dev")
+    ids, starts = dataset.features[0]["input_ids"][1:-1], dataset.word_starts[0]
+    expected = theirs([words], is_split_into_words=True, add_special_tokens=False)
+    pieces = {w: [t for t, wid in zip(expected["input_ids"][0], expected.word_ids(0)) if wid == w]
+              for w in range(len(words))}
+    empty = [w for w in range(len(words)) if not pieces[w]]
+    # byte-level BPE keeps every byte; the SentencePiece pipeline (NFKC, whitespace split) empties U+3000
+    assert bool(empty) == (encoder_config_from_dir(family_dir).model_type == "xlm-roberta")
+    for w in range(len(words)):
+        end = starts[w + 1] if w + 1 < len(words) else len(ids)
+        assert ids[starts[w]:end] == (pieces[w] or [tokenizer.unk_id]), (words[w], ids[starts[w]:end])
+    assert dataset.info.get("words_without_tokens", 0) == len(empty)

@@ -3,8 +3,9 @@
 A checkpoint directory holds `config.json`, weights in `model.safetensors` (or `pytorch_model.bin`,
 or shards listed by their `.index.json`) and tokenizer files. Encoder weights use Hugging Face names
 (`bert.encoder.layer.0.attention.self.query.weight`, ...; RoBERTa and XLM-R the same names under
-`roberta.`, the family's `prefix` in encoder.FAMILIES); this module maps them to our module names
-(`layers.0.attention.qkv.weight`, with query, key and value fused) and back. Head weights keep their
+`roberta.`, the family's `prefix` in encoder.FAMILIES; DistilBERT, ELECTRA and ESM names of their own,
+`KEY_NAMES`); this module maps them to our module names (`layers.0.attention.qkv.weight`, with
+query, key and value fused) and back. Head weights keep their
 Hugging Face names (`classifier.weight`, ...): our head modules are named so that their state-dict
 keys already are those names.
 
@@ -40,24 +41,77 @@ CONVERT_ADVICE = (
     "directory with model.safetensors."
 )
 
-# Hugging Face name (inside encoder.layer.N.) -> our name (inside layers.N.)
-LAYER_KEYS = {
-    "attention.output.dense": "attention.out",
-    "attention.output.LayerNorm": "attention_norm",
-    "intermediate.dense": "ffn_in",
-    "output.dense": "ffn_out",
-    "output.LayerNorm": "ffn_norm",
+# Per family: Hugging Face module name (without the family prefix; {n} = layer index) -> our module
+# name. Every parameter of a module maps with it (weight, bias).
+BERT_NAMES = {
+    "embeddings.word_embeddings": "embeddings.word",
+    "embeddings.position_embeddings": "embeddings.position",
+    "embeddings.token_type_embeddings": "embeddings.token_type",
+    "embeddings.LayerNorm": "embeddings.norm",
+    "pooler.dense": "pooler.dense",
+    "encoder.layer.{n}.attention.self.query": "layers.{n}.attention.query",
+    "encoder.layer.{n}.attention.self.key": "layers.{n}.attention.key",
+    "encoder.layer.{n}.attention.self.value": "layers.{n}.attention.value",
+    "encoder.layer.{n}.attention.output.dense": "layers.{n}.attention.out",
+    "encoder.layer.{n}.attention.output.LayerNorm": "layers.{n}.attention_norm",
+    "encoder.layer.{n}.intermediate.dense": "layers.{n}.ffn_in",
+    "encoder.layer.{n}.output.dense": "layers.{n}.ffn_out",
+    "encoder.layer.{n}.output.LayerNorm": "layers.{n}.ffn_norm",
 }
-EMBEDDING_KEYS = {
-    "word_embeddings": "word",
-    "position_embeddings": "position",
-    "token_type_embeddings": "token_type",
-    "LayerNorm": "norm",
+ELECTRA_NAMES = {**{k: v for k, v in BERT_NAMES.items() if not k.startswith("pooler.")},
+                 "embeddings_project": "embeddings.project"}
+DISTILBERT_NAMES = {
+    "embeddings.word_embeddings": "embeddings.word",
+    "embeddings.position_embeddings": "embeddings.position",
+    "embeddings.LayerNorm": "embeddings.norm",
+    "transformer.layer.{n}.attention.q_lin": "layers.{n}.attention.query",
+    "transformer.layer.{n}.attention.k_lin": "layers.{n}.attention.key",
+    "transformer.layer.{n}.attention.v_lin": "layers.{n}.attention.value",
+    "transformer.layer.{n}.attention.out_lin": "layers.{n}.attention.out",
+    "transformer.layer.{n}.sa_layer_norm": "layers.{n}.attention_norm",
+    "transformer.layer.{n}.ffn.lin1": "layers.{n}.ffn_in",
+    "transformer.layer.{n}.ffn.lin2": "layers.{n}.ffn_out",
+    "transformer.layer.{n}.output_layer_norm": "layers.{n}.ffn_norm",
 }
+ESM_NAMES = {
+    "embeddings.word_embeddings": "embeddings.word",
+    "embeddings.layer_norm": "embeddings.norm",  # ESM-1b's emb_layer_norm_before; ESM-2 has none
+    "encoder.layer.{n}.attention.self.query": "layers.{n}.attention.query",
+    "encoder.layer.{n}.attention.self.key": "layers.{n}.attention.key",
+    "encoder.layer.{n}.attention.self.value": "layers.{n}.attention.value",
+    "encoder.layer.{n}.attention.output.dense": "layers.{n}.attention.out",
+    "encoder.layer.{n}.attention.LayerNorm": "layers.{n}.attention_norm",  # before attention
+    "encoder.layer.{n}.intermediate.dense": "layers.{n}.ffn_in",
+    "encoder.layer.{n}.output.dense": "layers.{n}.ffn_out",
+    "encoder.layer.{n}.LayerNorm": "layers.{n}.ffn_norm",  # before the feed-forward
+    "encoder.emb_layer_norm_after": "final_norm",
+}
+KEY_NAMES = {"bert": BERT_NAMES, "roberta": BERT_NAMES, "xlm-roberta": BERT_NAMES, "electra": ELECTRA_NAMES,
+             "distilbert": DISTILBERT_NAMES, "esm": ESM_NAMES}
 QKV = ("query", "key", "value")
-# Buffers some checkpoints carry that hold no learnt weights.
-IGNORED_KEYS = ("embeddings.position_ids",)
-ENCODER_PREFIXES = ("embeddings.", "encoder.", "pooler.")
+# Buffers some checkpoints carry that hold no learnt weights (ESM's rotary frequencies are computed;
+# transformers 5 saves its one shared copy under a literal "*" layer).
+IGNORED_KEYS = ("embeddings.position_ids", "embeddings.token_type_ids", "rotary_embeddings.inv_freq",
+                "encoder.layer.{n}.attention.self.rotary_embeddings.inv_freq",
+                "encoder.layer.*.attention.self.rotary_embeddings.inv_freq")
+# Modules inside the encoder's prefix that are not the encoder: kept as other (head) weights.
+NOT_ENCODER = ("contact_head.",)  # ESM's contact prediction head
+LAYER_INDEX = re.compile(r"(?<=\.layer\.)(\d+)(?=\.)")  # encoder.layer.3.output -> 3
+OUR_LAYER_INDEX = re.compile(r"^layers\.(\d+)(?=\.)")  # layers.3.ffn_in -> 3
+
+
+def _template(module: str, pattern: re.Pattern) -> tuple[str, str | None]:
+    """("encoder.layer.{n}.output.dense", "3") from "encoder.layer.3.output.dense"."""
+    found = pattern.search(module)
+    if found is None:
+        return module, None
+    return module[:found.start(1)] + "{n}" + module[found.end(1):], found.group(1)
+
+
+def encoder_prefixes(model_type: str) -> tuple[str, ...]:
+    """First name parts of the encoder's keys in a base-model checkpoint (no family prefix)."""
+    names = [*KEY_NAMES[model_type], *IGNORED_KEYS, *NOT_ENCODER]
+    return tuple(sorted({name.split(".")[0] + "." for name in names}))
 
 
 def read_config(model_dir: str | Path) -> dict:
@@ -158,23 +212,21 @@ def _normalise_legacy_names(key: str) -> str:
     return key.replace("LayerNorm.gamma", "LayerNorm.weight").replace("LayerNorm.beta", "LayerNorm.bias")
 
 
-def encoder_key_from_hf(key: str) -> str | None:
+def encoder_key_from_hf(key: str, model_type: str = "bert") -> str | None:
     """`encoder.layer.3.output.dense.weight` -> `layers.3.ffn_out.weight`; None if not an encoder key.
 
     Query/key/value keys return `layers.N.attention.<query|key|value>.<param>`; they are fused later.
     """
-    parts = key.split(".")
-    if parts[0] == "embeddings" and len(parts) == 3 and parts[1] in EMBEDDING_KEYS:
-        return f"embeddings.{EMBEDDING_KEYS[parts[1]]}.{parts[2]}"
-    if parts[0] == "pooler" and key in ("pooler.dense.weight", "pooler.dense.bias"):
-        return key
-    if parts[:2] == ["encoder", "layer"] and len(parts) >= 5 and parts[2].isdigit():
-        inner, param = ".".join(parts[3:-1]), parts[-1]
-        if inner in LAYER_KEYS:
-            return f"layers.{parts[2]}.{LAYER_KEYS[inner]}.{param}"
-        if inner.startswith("attention.self.") and inner.split(".")[-1] in QKV:
-            return f"layers.{parts[2]}.attention.{inner.split('.')[-1]}.{param}"
-    return None
+    module, _, param = key.rpartition(".")
+    template, n = _template(module, LAYER_INDEX)
+    ours = KEY_NAMES[model_type].get(template)
+    if ours is None or not param:
+        return None
+    return f"{ours.format(n=n)}.{param}"
+
+
+def _ignored(key: str) -> bool:
+    return _template(key, LAYER_INDEX)[0] in IGNORED_KEYS
 
 
 @dataclass
@@ -186,26 +238,28 @@ class SplitCheckpoint:
     unmapped_encoder_keys: list[str] = field(default_factory=list)
 
 
-def split_checkpoint(state: dict[str, torch.Tensor], family_prefix: str = "bert.") -> SplitCheckpoint:
+def split_checkpoint(state: dict[str, torch.Tensor], family_prefix: str = "bert.",
+                     model_type: str = "bert") -> SplitCheckpoint:
     """Separate encoder tensors (mapped to our names, q/k/v fused) from head tensors.
 
     family_prefix: the encoder's key prefix in *For* checkpoints (EncoderConfig.family.prefix); a
-    base-model checkpoint (BertModel, RobertaModel) has none."""
+    base-model checkpoint (BertModel, RobertaModel) has none. model_type: whose key names (KEY_NAMES)."""
     prefix = family_prefix if any(k.startswith(family_prefix) for k in state) else ""
+    base_prefixes = encoder_prefixes(model_type)
     encoder: dict[str, torch.Tensor] = {}
     other: dict[str, torch.Tensor] = {}
     unmapped: list[str] = []
     for raw_key, tensor in state.items():
         key = _normalise_legacy_names(raw_key)
         inner = key[len(prefix):] if prefix and key.startswith(prefix) else None
-        if prefix == "" and key.startswith(ENCODER_PREFIXES):
+        if prefix == "" and key.startswith(base_prefixes):
             inner = key
-        if inner is None:
+        if inner is None or inner.startswith(NOT_ENCODER):
             other[key] = tensor
             continue
-        if inner in IGNORED_KEYS:
+        if _ignored(inner):
             continue
-        ours = encoder_key_from_hf(inner)
+        ours = encoder_key_from_hf(inner, model_type)
         if ours is None:
             unmapped.append(raw_key)
         else:
@@ -228,24 +282,20 @@ def _fuse_qkv(encoder: dict[str, torch.Tensor]) -> None:
     # A key or value without its query stays under its own name: the strict load reports it.
 
 
-def encoder_state_to_hf(state: dict[str, torch.Tensor], prefix: str = "bert.") -> dict[str, torch.Tensor]:
-    """Our encoder state dict -> Hugging Face keys (q/k/v split again)."""
-    reverse_layer = {v: k for k, v in LAYER_KEYS.items()}
-    reverse_emb = {v: k for k, v in EMBEDDING_KEYS.items()}
+def encoder_state_to_hf(state: dict[str, torch.Tensor], prefix: str = "bert.",
+                        model_type: str = "bert") -> dict[str, torch.Tensor]:
+    """Our encoder state dict -> Hugging Face keys of `model_type` (q/k/v split again)."""
+    reverse = {ours: theirs for theirs, ours in KEY_NAMES[model_type].items()}
     out: dict[str, torch.Tensor] = {}
     for key, tensor in state.items():
-        parts = key.split(".")
-        if parts[0] == "embeddings":
-            out[f"{prefix}embeddings.{reverse_emb[parts[1]]}.{parts[2]}"] = tensor
-        elif parts[0] == "pooler":
-            out[f"{prefix}{key}"] = tensor
-        elif parts[0] == "layers":
-            n, inner, param = parts[1], ".".join(parts[2:-1]), parts[-1]
-            if inner == "attention.qkv":
-                for name, chunk in zip(QKV, tensor.chunk(3, dim=0)):
-                    out[f"{prefix}encoder.layer.{n}.attention.self.{name}.{param}"] = chunk
-            else:
-                out[f"{prefix}encoder.layer.{n}.{reverse_layer[inner]}.{param}"] = tensor
+        module, _, param = key.rpartition(".")
+        template, n = _template(module, OUR_LAYER_INDEX)
+        if template.endswith(".attention.qkv"):
+            for name, chunk in zip(QKV, tensor.chunk(3, dim=0)):
+                theirs = reverse[template.replace(".qkv", f".{name}")]
+                out[f"{prefix}{theirs.format(n=n)}.{param}"] = chunk
+        elif template in reverse:
+            out[f"{prefix}{reverse[template].format(n=n)}.{param}"] = tensor
         else:
             raise ValueError(f"unknown encoder key {key}")
     return out
@@ -268,15 +318,16 @@ def load_encoder_state(encoder: torch.nn.Module, split: SplitCheckpoint, source:
         missing = []
     unexpected = [k for k in unexpected if not k.startswith("pooler.")]  # unused pooler is fine
     if missing or unexpected:
-        missing, unexpected = _hf_names(missing), _hf_names(unexpected)
+        model_type = encoder.config.model_type
+        missing, unexpected = _hf_names(missing, model_type), _hf_names(unexpected, model_type)
         lines = []
         if missing:
             lines.append(f"missing encoder weights ({len(missing)}): {', '.join(missing[:12])}")
         if unexpected:
             lines.append(f"unexpected encoder weights ({len(unexpected)}): {', '.join(unexpected[:12])}")
         raise SeqtuneError(
-            f"checkpoint {source} does not match its config.json "
-            f"({encoder.config.num_hidden_layers} layers, hidden {encoder.config.hidden_size}): "
+            f"checkpoint {source} does not match its config.json (model_type {encoder.config.model_type!r}, "
+            f"{encoder.config.num_hidden_layers} layers, hidden {encoder.config.hidden_size}): "
             + "; ".join(lines)
         )
     shapes = [
@@ -290,12 +341,12 @@ def load_encoder_state(encoder: torch.nn.Module, split: SplitCheckpoint, source:
     return report
 
 
-def _hf_names(keys: list[str]) -> list[str]:
+def _hf_names(keys: list[str], model_type: str = "bert") -> list[str]:
     """Our encoder keys as the checkpoint names them (for messages); unknown keys pass through."""
     names = []
     for key in keys:
         try:
-            names.extend(encoder_state_to_hf({key: torch.empty(3)}, prefix=""))
+            names.extend(encoder_state_to_hf({key: torch.empty(3)}, prefix="", model_type=model_type))
         except (KeyError, ValueError, IndexError):
             names.append(key)
     return names

@@ -1,8 +1,13 @@
-"""A BERT encoder in plain PyTorch, readable top to bottom.
+"""A BERT encoder in plain PyTorch, readable top to bottom, and the families that share its shape.
 
-RoBERTa and XLM-R ("roberta", "xlm-roberta") are the same network; what differs is listed in
-`FAMILIES`: their checkpoint key prefix, position ids that start after the padding id, and a
-classification head of their own instead of BERT's pooler (`heads.py`).
+What differs between the families is listed in `FAMILIES`:
+- RoBERTa and XLM-R: position ids that start after the padding id, no pooler, their own
+  classification head (`heads.py`);
+- DistilBERT: no token types, its own config field names (`dim`, `n_layers`, ...) and head;
+- ELECTRA (discriminator): embeddings of `embedding_size`, projected to `hidden_size` when they differ;
+- ESM-2: pre-LayerNorm blocks, rotary position embeddings instead of learnt ones, a LayerNorm after
+  the last block, and "token dropout" scaling of the word embeddings.
+The checkpoint key names of each family are in `checkpoint.py`.
 
 Shapes: B = batch, T = padded sequence length, H = hidden size, N = attention heads, D = H / N.
 
@@ -35,14 +40,39 @@ class Family:
 
     hf_name: str  # class-name stem in transformers: Bert -> BertForSequenceClassification
     prefix: str  # key prefix of the encoder in *For* checkpoints ("bert.", "roberta.")
-    offset_positions: bool  # position ids start at pad_token_id + 1 (fairseq's convention)
-    pooler: bool  # *ForSequenceClassification reads the encoder's pooler (else: its own dense + tanh)
+    offset_positions: bool = False  # position ids start at pad_token_id + 1 (fairseq's convention)
+    # The *ForSequenceClassification head (heads.py): "pooler" (BERT's pooler, then a linear layer),
+    # "dense_tanh" (RoBERTa, ESM), "dense_gelu" (ELECTRA) or "pre_classifier" (DistilBERT's ReLU layer).
+    classifier: str = "pooler"
+    token_types: bool = True  # token type embeddings (DistilBERT and ESM have none)
+    pre_norm: bool = False  # LayerNorm before attention / feed-forward, one more after the last block (ESM)
+    rotary: bool = False  # rotary position embeddings in attention instead of learnt ones (ESM-2)
+    # config.json names of this family -> our EncoderConfig field names (DistilBERT's own names)
+    config_names: tuple[tuple[str, str], ...] = ()
+    # EncoderConfig fields that this family's config.json does not have (not written when saving)
+    absent_fields: tuple[str, ...] = ()
 
+    @property
+    def pooler(self) -> bool:
+        """The encoder has BERT's pooler (read by the sequence-classification head)."""
+        return self.classifier == "pooler"
+
+
+DISTILBERT_CONFIG_NAMES = (("dim", "hidden_size"), ("n_layers", "num_hidden_layers"),
+                           ("n_heads", "num_attention_heads"), ("hidden_dim", "intermediate_size"),
+                           ("activation", "hidden_act"), ("dropout", "hidden_dropout_prob"),
+                           ("attention_dropout", "attention_probs_dropout_prob"))
 
 FAMILIES = {
-    "bert": Family("Bert", "bert.", offset_positions=False, pooler=True),
-    "roberta": Family("Roberta", "roberta.", offset_positions=True, pooler=False),
-    "xlm-roberta": Family("XLMRoberta", "roberta.", offset_positions=True, pooler=False),
+    "bert": Family("Bert", "bert."),
+    "roberta": Family("Roberta", "roberta.", offset_positions=True, classifier="dense_tanh"),
+    "xlm-roberta": Family("XLMRoberta", "roberta.", offset_positions=True, classifier="dense_tanh"),
+    "distilbert": Family("DistilBert", "distilbert.", classifier="pre_classifier", token_types=False,
+                         config_names=DISTILBERT_CONFIG_NAMES,
+                         absent_fields=("type_vocab_size", "layer_norm_eps", "position_embedding_type")),
+    "electra": Family("Electra", "electra.", classifier="dense_gelu"),
+    "esm": Family("Esm", "esm.", classifier="dense_tanh", token_types=False, pre_norm=True, rotary=True,
+                  absent_fields=("type_vocab_size",)),
 }
 
 
@@ -76,17 +106,20 @@ class EncoderConfig:
             raise SeqtuneError(
                 f"model_type {self.model_type!r} is not supported: seqtune reads checkpoints of the model "
                 f"types {', '.join(map(repr, FAMILIES))} (config.json's model_type). Other families "
-                "(DeBERTa, ELECTRA, DistilBERT, ...) have other layers or position encodings."
+                "(DeBERTa, ModernBERT, ALBERT, ...) have other layers or position encodings."
             )
         if self.max_tokens < 1:
             raise SeqtuneError(
                 f"max_position_embeddings {self.max_position_embeddings} leaves no position for tokens: "
                 f"{self.model_type} position ids start at pad_token_id + 1 = {self.position_offset}."
             )
-        if self.position_embedding_type != "absolute":
+        wanted = "rotary" if self.family.rotary else "absolute"
+        if self.position_embedding_type != wanted:
             raise SeqtuneError(
-                f"position_embedding_type {self.position_embedding_type!r} is not supported "
-                "(only 'absolute')."
+                f"position_embedding_type {self.position_embedding_type!r} is not supported for model_type "
+                f"{self.model_type!r} (only {wanted!r}"
+                + ("; ESM-1 checkpoints with learnt positions are not, ESM-2 ones are)." if self.family.rotary
+                   else ").")
             )
         if self.hidden_act not in ACTIVATIONS:
             raise SeqtuneError(
@@ -103,6 +136,20 @@ class EncoderConfig:
         return FAMILIES[self.model_type]
 
     @property
+    def embedding_size(self) -> int:
+        """Width of the embeddings: ELECTRA's `embedding_size` (projected to hidden_size), else hidden_size."""
+        return int(self.extra.get("embedding_size") or self.hidden_size)
+
+    @property
+    def token_dropout(self) -> bool:
+        """ESM's token dropout: word embeddings of <mask> are zeroed and the rest rescaled (Embeddings)."""
+        return bool(self.extra.get("token_dropout", False))
+
+    @property
+    def mask_token_id(self) -> int | None:
+        return self.extra.get("mask_token_id")
+
+    @property
     def position_offset(self) -> int:
         """Position id of the first token: 0, or pad_token_id + 1 for RoBERTa and XLM-R (whose
         max_position_embeddings counts those unused slots: 514 for 512 tokens)."""
@@ -114,44 +161,115 @@ class EncoderConfig:
         return self.max_position_embeddings - self.position_offset
 
     @classmethod
-    def from_dict(cls, d: dict) -> "EncoderConfig":
+    def from_dict(cls, d: dict) -> EncoderConfig:
+        family = FAMILIES.get(d.get("model_type", "bert"))
+        renamed = dict(family.config_names) if family else {}
+        d = {renamed.get(k, k): v for k, v in d.items()}
+        if family and not family.token_types:
+            d["type_vocab_size"] = 0
+        if family and family.rotary:
+            d.setdefault("position_embedding_type", "absolute")  # EsmConfig's default, refused above
         names = {f.name for f in fields(cls)} - {"extra"}
         known = {k: v for k, v in d.items() if k in names}
         extra = {k: v for k, v in d.items() if k not in names}
         return cls(**known, extra=extra)
 
     def to_dict(self) -> dict:
+        """The config.json fields, under the family's own names."""
         d = asdict(self)
         extra = d.pop("extra")
-        return {**extra, **d}
+        for name in self.family.absent_fields:
+            d.pop(name)
+        back = {ours: theirs for theirs, ours in self.family.config_names}
+        return {**extra, **{back.get(k, k): v for k, v in d.items()}}
 
 
 class Embeddings(nn.Module):
-    """word + position + token type embeddings, then LayerNorm and dropout."""
+    """word + position + token type embeddings, then LayerNorm and dropout (BERT, RoBERTa, DistilBERT,
+    ELECTRA; ELECTRA then projects embedding_size to hidden_size). ESM-2: word embeddings only, with
+    token dropout (positions are rotary, applied in attention)."""
 
     def __init__(self, cfg: EncoderConfig):
         super().__init__()
-        self.word = nn.Embedding(cfg.vocab_size, cfg.hidden_size, padding_idx=cfg.pad_token_id)
-        self.position = nn.Embedding(cfg.max_position_embeddings, cfg.hidden_size)
-        self.token_type = nn.Embedding(cfg.type_vocab_size, cfg.hidden_size)
+        E = cfg.embedding_size
+        self.word = nn.Embedding(cfg.vocab_size, E, padding_idx=cfg.pad_token_id)
+        rotary = cfg.family.rotary
+        self.position = None if rotary else nn.Embedding(cfg.max_position_embeddings, E)
+        if cfg.extra.get("sinusoidal_pos_embds"):  # DistilBERT's fixed sinusoidal positions stay fixed
+            self.position.weight.requires_grad_(False)
+        self.token_type = nn.Embedding(cfg.type_vocab_size, E) if cfg.type_vocab_size else None
         self.position_offset = cfg.position_offset
-        self.norm = nn.LayerNorm(cfg.hidden_size, eps=cfg.layer_norm_eps)
-        self.dropout = nn.Dropout(cfg.hidden_dropout_prob)
+        self.max_tokens = cfg.max_tokens
+        # ESM-2 has no LayerNorm here (emb_layer_norm_before: false) and no dropout
+        norm = cfg.extra.get("emb_layer_norm_before", False) if rotary else True
+        self.norm = nn.LayerNorm(E, eps=cfg.layer_norm_eps) if norm else None
+        self.dropout = nn.Dropout(0.0 if rotary else cfg.hidden_dropout_prob)
+        self.project = nn.Linear(E, cfg.hidden_size) if E != cfg.hidden_size else None
+        # token dropout without a mask_token_id still scales (nothing is masked), as transformers does
+        self.mask_token_id = (-1 if cfg.mask_token_id is None else cfg.mask_token_id) if cfg.token_dropout else None
 
-    def forward(self, input_ids: torch.Tensor, token_type_ids: torch.Tensor | None) -> torch.Tensor:
-        # input_ids, token_type_ids: (B, T) -> (B, T, H)
+    def forward(self, input_ids: torch.Tensor, token_type_ids: torch.Tensor | None,
+                attention_mask: torch.Tensor | None = None) -> torch.Tensor:
+        # input_ids, token_type_ids, attention_mask: (B, T) -> (B, T, H)
         # Inputs are right-padded, so real tokens sit at 0..n-1: positions offset + 0..n-1, as
         # transformers' create_position_ids_from_input_ids gives them (padding gets other ids there,
         # which changes no real token's output).
-        check_positions(input_ids.shape[1], self.position.num_embeddings - self.position_offset,
-                        "a batch of inputs of", self.position_offset)
-        positions = torch.arange(input_ids.shape[1], device=input_ids.device) + self.position_offset
-        x = self.word(input_ids) + self.position(positions)
-        if token_type_ids is None:
-            x = x + self.token_type.weight[0]
-        else:
-            x = x + self.token_type(token_type_ids)
-        return self.dropout(self.norm(x))
+        check_positions(input_ids.shape[1], self.max_tokens, "a batch of inputs of", self.position_offset)
+        x = self.word(input_ids)
+        if self.mask_token_id is not None:
+            x = token_dropout(x, input_ids, attention_mask, self.mask_token_id)
+        if self.position is not None:
+            positions = torch.arange(input_ids.shape[1], device=input_ids.device) + self.position_offset
+            x = x + self.position(positions)
+        if self.token_type is not None:
+            # One token type (RoBERTa, XLM-R): every token is type 0, whatever ids come (the `tokenizers`
+            # library gives a pair template's overflowing windows type 1 for the second text).
+            one_type = token_type_ids is None or self.token_type.num_embeddings == 1
+            x = x + (self.token_type.weight[0] if one_type else self.token_type(token_type_ids))
+        if self.norm is not None:
+            x = self.norm(x)
+        x = self.dropout(x)
+        return self.project(x) if self.project is not None else x
+
+
+# ESM's token dropout: pretraining masked 15% of tokens, 80% of those as <mask>, whose embeddings are
+# zeroed; the others are scaled so that the expected sum matches pretraining (as ESM and transformers do,
+# in training and in evaluation).
+ESM_MASK_RATIO_TRAIN = 0.15 * 0.8
+
+
+def token_dropout(x: torch.Tensor, input_ids: torch.Tensor, attention_mask: torch.Tensor | None,
+                  mask_token_id: int) -> torch.Tensor:
+    is_mask = input_ids == mask_token_id  # (B, T)
+    x = x.masked_fill(is_mask.unsqueeze(-1), 0.0)
+    lengths = attention_mask.sum(-1) if attention_mask is not None else input_ids.shape[1]
+    observed = is_mask.sum(-1).float() / lengths  # (B,)
+    return (x * (1 - ESM_MASK_RATIO_TRAIN) / (1 - observed)[:, None, None]).to(x.dtype)
+
+
+class Rotary(nn.Module):
+    """Rotary position embeddings (RoFormer; ESM-2): query and key vectors rotated by their position.
+    Position p, frequency pair i: angle p * theta^(-2i/D); the two halves of a head vector are the pairs."""
+
+    def __init__(self, head_dim: int, theta: float):
+        super().__init__()
+        inv_freq = 1.0 / (theta ** (torch.arange(0, head_dim, 2, dtype=torch.float) / head_dim))
+        self.register_buffer("inv_freq", inv_freq, persistent=False)  # computed, as ESM does
+
+    def forward(self, q: torch.Tensor, k: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        # q: (B, N, Tq, D) with Tq = 1 (position 0 only) or T; k: (B, N, T, D)
+        T = k.shape[2]
+        freqs = torch.arange(T, device=k.device, dtype=torch.float)[:, None] * self.inv_freq.to(k.device)
+        angles = torch.cat((freqs, freqs), dim=-1)  # (T, D)
+        cos, sin = angles.cos().to(k.dtype), angles.sin().to(k.dtype)
+        Tq = q.shape[2]
+        return rotate(q, cos[:Tq], sin[:Tq]), rotate(k, cos, sin)
+
+
+def rotate(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
+    half = x.shape[-1] // 2
+    rotated_half = torch.cat((-x[..., half:], x[..., :half]), dim=-1)
+    return x * cos + rotated_half * sin
 
 
 @dataclass(frozen=True)
@@ -165,7 +283,7 @@ class Packing:
     length: int
 
     @classmethod
-    def of(cls, attention_mask: torch.Tensor) -> "Packing":
+    def of(cls, attention_mask: torch.Tensor) -> Packing:
         B, T = attention_mask.shape
         return cls(attention_mask.reshape(-1).nonzero().squeeze(1), B, T)
 
@@ -183,6 +301,8 @@ class SelfAttention(nn.Module):
     def __init__(self, cfg: EncoderConfig):
         super().__init__()
         self.num_heads = cfg.num_attention_heads
+        self.rotary = (Rotary(cfg.hidden_size // cfg.num_attention_heads, float(cfg.extra.get("rope_theta", 10000.0)))
+                       if cfg.family.rotary else None)
         self.qkv = nn.Linear(cfg.hidden_size, 3 * cfg.hidden_size)
         self.out = nn.Linear(cfg.hidden_size, cfg.hidden_size)
         self.dropout_p = cfg.attention_probs_dropout_prob
@@ -206,6 +326,8 @@ class SelfAttention(nn.Module):
         else:
             q, k, v = self.qkv(x).view(B, T, 3, N, D).permute(2, 0, 3, 1, 4)
         # q: (B, N, Tq, D); k, v: (B, N, T, D)
+        if self.rotary is not None:
+            q, k = self.rotary(q, k)
         y = F.scaled_dot_product_attention(
             q, k, v, attn_mask=mask, dropout_p=self.dropout_p if self.training else 0.0
         )
@@ -214,7 +336,8 @@ class SelfAttention(nn.Module):
 
 
 class Layer(nn.Module):
-    """One post-LayerNorm transformer block: x = LN(x + Attn(x)); x = LN(x + FFN(x))."""
+    """One transformer block. Post-LayerNorm (BERT): x = LN(x + Attn(x)); x = LN(x + FFN(x)).
+    Pre-LayerNorm (ESM): x = x + Attn(LN(x)); x = x + FFN(LN(x))."""
 
     def __init__(self, cfg: EncoderConfig):
         super().__init__()
@@ -225,12 +348,16 @@ class Layer(nn.Module):
         self.ffn_norm = nn.LayerNorm(cfg.hidden_size, eps=cfg.layer_norm_eps)
         self.act = ACTIVATIONS[cfg.hidden_act]
         self.dropout = nn.Dropout(cfg.hidden_dropout_prob)
+        self.pre_norm = cfg.family.pre_norm
 
     def forward(self, x: torch.Tensor, mask: torch.Tensor | None, first_only: bool = False,
                 packing: Packing | None = None) -> torch.Tensor:
         # first_only: compute the output at position 0 alone, (B, 1, H) (see Encoder.forward).
         # packing: x is (N, H), the real tokens only (see Packing); not with first_only.
         residual = x[:, :1] if first_only else x
+        if self.pre_norm:
+            x = residual + self.dropout(self.attention(self.attention_norm(x), mask, first_only, packing))
+            return x + self.dropout(self.ffn_out(self.act(self.ffn_in(self.ffn_norm(x)))))
         x = self.attention_norm(residual + self.dropout(self.attention(x, mask, first_only, packing)))
         return self.ffn_norm(x + self.dropout(self.ffn_out(self.act(self.ffn_in(x)))))
 
@@ -282,6 +409,8 @@ class Encoder(nn.Module):
         self.config = cfg
         self.embeddings = Embeddings(cfg)
         self.layers = nn.ModuleList(Layer(cfg) for _ in range(cfg.num_hidden_layers))
+        # ESM: a LayerNorm after the last block (pre-LayerNorm blocks leave their output unnormalised)
+        self.final_norm = nn.LayerNorm(cfg.hidden_size, eps=cfg.layer_norm_eps) if cfg.family.pre_norm else None
         # RoBERTa's classification head has its own dense + tanh: its encoder has no pooler.
         self.pooler = Pooler(cfg) if add_pooler and cfg.family.pooler else None
         self.apply(self.init_weights)
@@ -308,7 +437,7 @@ class Encoder(nn.Module):
         token_type_ids: torch.Tensor | None = None,
         first_token_only: bool = False,
     ) -> torch.Tensor:
-        hidden = self.embeddings(input_ids, token_type_ids)
+        hidden = self.embeddings(input_ids, token_type_ids, attention_mask)
         return self.run_layers(hidden, attention_mask, first_token_only=first_token_only)
 
     def run_layers(
@@ -335,6 +464,8 @@ class Encoder(nn.Module):
             if first_only and packing is not None:
                 hidden, packing = packing.unpack(hidden), None
             hidden = layer(hidden, mask, first_only=first_only, packing=packing)
+        if self.final_norm is not None and (end is None or end >= len(self.layers)):
+            hidden = self.final_norm(hidden)
         return packing.unpack(hidden) if packing is not None else hidden
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import ClassVar, Literal
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from seqtune.models.encoder import Encoder, EncoderConfig, Pooler
@@ -57,7 +58,9 @@ class SequenceHead(Head):
     pooling:
       - "pooler": the family's own *ForSequenceClassification head, so `transformers` loads the saved
         model and gives the same logits (the default). BERT: the pretrained pooler, tanh(W h_[CLS]),
-        then dropout + linear. RoBERTa/XLM-R (no pooler): `RobertaClassificationHead` on <s>;
+        then dropout + linear. RoBERTa/XLM-R/ESM (no pooler): `RobertaClassificationHead` /
+        `EsmClassificationHead` on <s>/<cls>; ELECTRA: the same with GELU (`ElectraClassificationHead`);
+        DistilBERT: `pre_classifier` -> ReLU -> dropout -> `classifier`;
       - "cls":   the final [CLS] vector as it is (the BERT paper's formulation);
       - "mean":  masked mean over real tokens;
       - "mlp":   [CLS] -> dropout -> linear(H, mlp_hidden) -> GELU -> dropout -> linear.
@@ -69,10 +72,15 @@ class SequenceHead(Head):
         self.pooling = pooling
         self.first_token_only = pooling != "mean"  # the encoder may compute only [CLS] in its last block
         p = cfg.hidden_dropout_prob if dropout is None else dropout
+        family_head = cfg.family.classifier if pooling == "pooler" else None
+        if family_head == "pre_classifier" and dropout is None:
+            p = cfg.extra.get("seq_classif_dropout", p)  # DistilBERT's dropout before its classifier
         self.dropout = nn.Dropout(p)
-        self.uses_pooler = pooling == "pooler" and cfg.family.pooler
-        if pooling == "pooler" and not cfg.family.pooler:
-            self.classifier = ClassificationHead(cfg.hidden_size, num_outputs, p)
+        self.uses_pooler = family_head == "pooler"
+        self.pre_classifier = nn.Linear(cfg.hidden_size, cfg.hidden_size) if family_head == "pre_classifier" else None
+        if family_head in ("dense_tanh", "dense_gelu"):
+            self.classifier = ClassificationHead(cfg.hidden_size, num_outputs, p,
+                                                 torch.tanh if family_head == "dense_tanh" else F.gelu)
         elif pooling == "mlp":
             width = mlp_hidden or cfg.hidden_size
             self.classifier = nn.Sequential(
@@ -89,22 +97,26 @@ class SequenceHead(Head):
             vector = masked_mean(hidden, attention_mask)
         else:
             vector = hidden[:, 0]
+        if self.pre_classifier is not None:
+            vector = F.relu(self.pre_classifier(vector))
         return self.classifier(self.dropout(vector))
 
 
 class ClassificationHead(nn.Module):
     """RoBERTa's sequence-classification head after its first dropout: dense -> tanh -> dropout ->
-    out_proj (keys `classifier.dense.*`, `classifier.out_proj.*`, as `RobertaClassificationHead`).
-    The dense + tanh play the part of BERT's pooler, trained from scratch with the head."""
+    out_proj (keys `classifier.dense.*`, `classifier.out_proj.*`, as `RobertaClassificationHead`,
+    `EsmClassificationHead`; ELECTRA's has GELU for tanh). The dense layer plays the part of BERT's
+    pooler, trained from scratch with the head."""
 
-    def __init__(self, hidden_size: int, num_outputs: int, dropout: float):
+    def __init__(self, hidden_size: int, num_outputs: int, dropout: float, activation=torch.tanh):
         super().__init__()
         self.dense = nn.Linear(hidden_size, hidden_size)
+        self.activation = activation
         self.dropout = nn.Dropout(dropout)
         self.out_proj = nn.Linear(hidden_size, num_outputs)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.out_proj(self.dropout(torch.tanh(self.dense(x))))
+        return self.out_proj(self.dropout(self.activation(self.dense(x))))
 
 
 class TokenHead(Head):

@@ -26,7 +26,7 @@ from seqtune.models.checkpoint import (
 )
 from seqtune.models.encoder import Encoder
 from seqtune.models.heads import Head
-from seqtune.tokenization import Tokenizer, check_vocab_fits
+from seqtune.tokenization import Tokenizer, check_tokenizer_family, check_vocab_fits
 
 SEQTUNE_FILE = "seqtune.json"
 
@@ -41,7 +41,7 @@ class TaskModel(nn.Module):
         head.tie_weights(encoder)
 
     def forward(self, batch: dict[str, torch.Tensor]):
-        hidden = self.encoder.embeddings(batch["input_ids"], batch.get("token_type_ids"))
+        hidden = self.encoder.embeddings(batch["input_ids"], batch.get("token_type_ids"), batch["attention_mask"])
         return self.forward_from(hidden, 0, batch)
 
     def forward_from(self, hidden: torch.Tensor, start_layer: int, batch: dict[str, torch.Tensor]):
@@ -53,9 +53,10 @@ class TaskModel(nn.Module):
         return self.head(hidden, batch["attention_mask"], self.encoder.pooler, **inputs)
 
     def hf_state_dict(self) -> dict[str, torch.Tensor]:
-        """All weights under Hugging Face names (encoder prefixed "bert." or "roberta.")."""
-        prefix = self.encoder.config.family.prefix
-        return {**encoder_state_to_hf(self.encoder.state_dict(), prefix), **self.head.state_dict()}
+        """All weights under Hugging Face names (encoder prefixed "bert.", "roberta.", ...)."""
+        cfg = self.encoder.config
+        return {**encoder_state_to_hf(self.encoder.state_dict(), cfg.family.prefix, cfg.model_type),
+                **self.head.state_dict()}
 
 
 def model_for_finetuning(path: str, task, weights: dict[str, torch.Tensor] | None = None
@@ -65,8 +66,9 @@ def model_for_finetuning(path: str, task, weights: dict[str, torch.Tensor] | Non
     cfg = encoder_config_from_dir(path)
     task.check_model_type(cfg.model_type)
     check_vocab_fits(task.tokenizer, cfg.vocab_size, path)
+    check_tokenizer_family(task.tokenizer, cfg.model_type, path)
     encoder = Encoder(cfg, add_pooler=task.needs_pooler)
-    split = split_checkpoint(read_weights(path) if weights is None else weights, cfg.family.prefix)
+    split = split_checkpoint(read_weights(path) if weights is None else weights, cfg.family.prefix, cfg.model_type)
     report = load_encoder_state(encoder, split, path)
     head = task.build_head(cfg)
     reused = head.load_pretrained(split.other)  # the MLM head starts from the checkpoint's, if any
@@ -85,7 +87,7 @@ def save_model(directory: str | Path, model: TaskModel, task, tokenizer: Tokeniz
     config = model.encoder.config.to_dict()
     config.pop("architectures", None)
     config.update(task.hf_config())
-    # Tasks name BERT's classes; RoBERTa and XLM-R have the same ones under their own stem.
+    # Tasks name BERT's classes; the other families have the same ones under their own stem.
     stem = model.encoder.config.family.hf_name
     config["architectures"] = [stem + a.removeprefix("Bert") if a.startswith("Bert") else a
                                for a in config.get("architectures", [])]

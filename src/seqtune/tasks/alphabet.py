@@ -25,9 +25,9 @@ UNKNOWN_WARNING_SHARE = 0.02  # warn when more than this share of the input toke
 
 
 def regular_tokens(tokenizer: Tokenizer) -> list[str]:
-    """The vocabulary without special and [unusedN] tokens, WordPiece's "##" taken off."""
+    """The vocabulary without special and [unusedN] / <null_1> tokens, WordPiece's "##" taken off."""
     return [t.removeprefix("##") for t in tokenizer.backend.get_vocab()
-            if not (t.startswith("[") and t.endswith("]") and len(t) > 2)]
+            if not (len(t) > 2 and (t[0], t[-1]) in (("[", "]"), ("<", ">")))]
 
 
 def is_character_vocabulary(tokenizer: Tokenizer) -> bool:

@@ -84,7 +84,7 @@ class Task(ABC):
     lower_is_better: ClassVar[frozenset[str]] = frozenset({"loss"})
     needs_pooler: ClassVar[bool] = False  # build the encoder with BERT's pooler
     # The model_type values (encoder.FAMILIES) whose checkpoints this task fine-tunes and saves.
-    model_types: ClassVar[tuple[str, ...]] = ("bert", "roberta", "xlm-roberta")
+    model_types: ClassVar[tuple[str, ...]] = ("bert", "roberta", "xlm-roberta", "distilbert", "electra", "esm")
     default_max_length: ClassVar[int] = 128  # data.max_length when the config leaves it unset
     # Per-label probabilities in predictions: "always" (classification), "on_request" (per-position tasks,
     # whose `predictions` take probabilities=True) or "none".

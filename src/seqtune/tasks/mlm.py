@@ -44,7 +44,8 @@ class MaskedLMTask(Task):
     name = "mlm"
     Options = MaskedLMOptions
     hf_architecture = "BertForMaskedLM"
-    model_types = ("bert",)  # RoBERTa/XLM-R: not yet (their own special-token layout and heads)
+    # Families with a masked-language-model head (mlm_head.MLM_LAYOUTS); ELECTRA discriminators have none.
+    model_types = ("bert", "roberta", "xlm-roberta", "distilbert", "esm")
     primary_metric = "loss"
     lower_is_better = frozenset({"loss", "perplexity"})
     needs_pooler = False
@@ -160,7 +161,7 @@ class MaskedLMTask(Task):
             "loss": loss,
             "perplexity": math.exp(min(loss, 50.0)),
             "accuracy": float(scored[:, 1].mean()),
-            "masked_tokens": int(len(scored)),
+            "masked_tokens": len(scored),
         }
 
     def predictions(self, outputs: list[np.ndarray], dataset: EncodedDataset) -> list[dict]:
@@ -174,7 +175,7 @@ class MaskedLMTask(Task):
             records.append({
                 "index": index,
                 "where": dataset.examples[index].where,
-                "masked_tokens": int(len(scored)),
+                "masked_tokens": len(scored),
                 "loss": round(float(scored[:, 0].mean()), 6) if len(scored) else None,
                 "accuracy": round(float(scored[:, 1].mean()), 6) if len(scored) else None,
             })

@@ -41,7 +41,8 @@ class QuestionAnsweringTask(Task):
     name = "qa"
     Options = QuestionAnsweringOptions
     hf_architecture = "BertForQuestionAnswering"
-    model_types = ("bert",)  # RoBERTa/XLM-R: not yet (their own special-token layout and heads)
+    # ESM: transformers has no EsmForQuestionAnswering.
+    model_types = ("bert", "roberta", "xlm-roberta", "distilbert", "electra")
     primary_metric = "f1"
     default_max_length = 384  # tokens per window: question + context part + 3 special tokens
     needs_pooler = False

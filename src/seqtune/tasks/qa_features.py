@@ -1,13 +1,16 @@
 """Question + context -> model windows, with answer token positions and character offsets.
 
-`[CLS] question [SEP] context-part [SEP]`, token types 0/1. Only the context is truncated: a
+`[CLS] question [SEP] context-part [SEP]`, token types 0/1 (RoBERTa and XLM-R: `<s> question </s></s>
+context-part </s>`, type 0; the tokenizer's post-processor decides). Only the context is truncated: a
 context too long for `max_length` tokens becomes several windows, consecutive windows sharing
 `doc_stride` context tokens (the `tokenizers` library's `stride`, as in Hugging Face's run_qa), so
 every answer lies whole inside at least one window unless it is longer than the overlap.
 
 Each window keeps the character span (start, end) of every context token in the original context
-(from the fast tokenizer's offsets), so an answer's characters map to token positions for training
-and a predicted token span maps back to the exact original text. A window that does not contain the
+(from the `tokenizers` offsets, which point into the original text whatever the tokenizer does to
+it: BERT's normalisation, byte-level BPE's leading-space marker, SentencePiece's `▁`), so an
+answer's characters map to token positions for training and a predicted token span maps back to the
+exact original text. A window that does not contain the
 whole answer (and every window of an unanswerable question) points start and end at [CLS] (index 0).
 """
 
@@ -101,7 +104,8 @@ def answer_tokens(offsets: np.ndarray, context_start: int, context_end: int, exa
 
 
 def _check_question_room(examples: list[QAExample], tokenizer: Tokenizer, settings: WindowSettings) -> None:
-    """A window must fit the question, 3 special tokens and more context tokens than the stride."""
+    """A window must fit the question, the special tokens (3 for BERT, 4 for RoBERTa) and more context
+    tokens than the stride."""
     if settings.doc_stride < 0 or settings.max_length < 8:
         raise SeqtuneError(
             f"data.max_length ({settings.max_length}) must be at least 8 and task.doc_stride "
@@ -109,7 +113,7 @@ def _check_question_room(examples: list[QAExample], tokenizer: Tokenizer, settin
         )
     lengths = [len(e.ids) for e in tokenizer.backend.encode_batch(
         [ex.question.lstrip() for ex in examples], add_special_tokens=False)]
-    room = settings.max_length - 3
+    room = settings.max_length - tokenizer.backend.num_special_tokens_to_add(True)
     for example, n in zip(examples, lengths):
         if room - n <= settings.doc_stride:
             raise SeqtuneError(

@@ -61,7 +61,7 @@ class FrozenBottomModel(TaskModel):
     @torch.no_grad()
     def bottom(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         """Embeddings + frozen layers: (B, T) ids -> (B, T, H) hidden states."""
-        hidden = self.encoder.embeddings(batch["input_ids"], batch.get("token_type_ids"))
+        hidden = self.encoder.embeddings(batch["input_ids"], batch.get("token_type_ids"), batch["attention_mask"])
         return self.encoder.run_layers(hidden, batch["attention_mask"], 0, self.frozen_layers)
 
     def forward(self, batch: dict[str, torch.Tensor]):

@@ -5,9 +5,9 @@ encoder (`model.architecture`), write a randomly initialised `BertForMaskedLM` d
 run directory, then train it with the ordinary loop (`train_from_config`).
 
 Continued (domain-adaptive) pretraining (model.path set): train the checkpoint on the new corpus
-with its own vocabulary; its MLM head (`cls.predictions.*`) is reused when it has one. A vocabulary
-given as well must be the checkpoint's: a model cannot change vocabulary without losing what its
-embeddings learnt, so a different one is an error.
+with its own vocabulary; its MLM head (`cls.predictions.*`, or its family's: `lm_head.*`, `vocab_*`)
+is reused when it has one. A vocabulary given as well must be the checkpoint's: a model cannot change
+vocabulary without losing what its embeddings learnt, so a different one is an error.
 """
 
 from __future__ import annotations
