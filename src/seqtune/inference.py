@@ -159,6 +159,9 @@ def load_trained_model(path: str | Path, overrides: list[str] = ()) -> tuple[Tas
     task = cls(options, data, tokenizer)
     task.load_state(meta["task_state"])
     cfg = encoder_config_from_dir(path)
+    if getattr(cfg, "generic", False):  # no native implementation: through transformers (hf_encoder.py)
+        from seqtune.models.hf_encoder import load_generic_trained_model
+        return task, load_generic_trained_model(path, task, cfg)
     encoder = Encoder(cfg, add_pooler=meta.get("has_pooler", task.needs_pooler))
     split = split_checkpoint(read_weights(path), cfg.family.prefix)
     load_encoder_state(encoder, split, str(path))

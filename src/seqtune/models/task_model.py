@@ -29,6 +29,7 @@ from seqtune.models.heads import Head
 from seqtune.tokenization import Tokenizer, check_vocab_fits
 
 SEQTUNE_FILE = "seqtune.json"
+NATIVE_PATH = "path: native (seqtune's own encoder: packed blocks, [CLS]-only last block, activation cache)"
 
 
 class TaskModel(nn.Module):
@@ -63,11 +64,16 @@ def model_for_finetuning(path: str, task, weights: dict[str, torch.Tensor] | Non
     """Encoder from a checkpoint directory + a fresh head for `task`. Returns (model, report lines).
     `weights`: the directory's weights when the caller has read them already (read_weights)."""
     cfg = encoder_config_from_dir(path)
+    if getattr(cfg, "generic", False):  # no native implementation: through transformers (hf_encoder.py)
+        from seqtune.models import hf_encoder
+        hf_encoder.check_task(task, cfg)
+        model, report = hf_encoder.build_model(path, task, cfg)
+        return model, [hf_encoder.describe_path(cfg, model), *report]
     task.check_model_type(cfg.model_type)
     check_vocab_fits(task.tokenizer, cfg.vocab_size, path)
     encoder = Encoder(cfg, add_pooler=task.needs_pooler)
     split = split_checkpoint(read_weights(path) if weights is None else weights, cfg.family.prefix)
-    report = load_encoder_state(encoder, split, path)
+    report = [NATIVE_PATH, *load_encoder_state(encoder, split, path)]
     head = task.build_head(cfg)
     reused = head.load_pretrained(split.other)  # the MLM head starts from the checkpoint's, if any
     fresh = [k for k in head.state_dict() if k not in reused]
@@ -82,6 +88,10 @@ def model_for_finetuning(path: str, task, weights: dict[str, torch.Tensor] | Non
 def save_model(directory: str | Path, model: TaskModel, task, tokenizer: Tokenizer) -> Path:
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
+    if getattr(model, "generic", False):  # through transformers: its classes' layout (hf_encoder.py)
+        from seqtune.models.hf_encoder import save_generic_model
+        save_generic_model(directory, model, task, tokenizer)
+        return directory
     config = model.encoder.config.to_dict()
     config.pop("architectures", None)
     config.update(task.hf_config())

@@ -173,6 +173,11 @@ def model_for_training(model: TaskModel, frozen_layers: int | None, strategy: St
     (sharing its weights) with an activation cache over `datasets` when the strategy allows it."""
     if frozen_layers is None:
         return model
+    if getattr(model, "generic", False):  # transformers runs the encoder whole: no bottom to cache
+        model.freeze_in_eval_mode(frozen_layers)
+        log(f"frozen: embeddings + {frozen_layers} layers, computed every step (the activation cache is not "
+            "on the transformers path)")
+        return model
     wrapped = FrozenBottomModel(model, frozen_layers)
     if not should_cache(strategy, frozen_layers, epochs):
         log(f"frozen: embeddings + {frozen_layers} layers, computed every step (activation cache off)")
