@@ -167,6 +167,63 @@ def test_a_seqtune_head_saves_an_encoder_that_automodel_loads(deberta_dir, tmp_p
         assert torch.allclose(again(batch), logits, atol=1e-5)
 
 
+def test_qa_and_mlm_heads_are_transformers_own(deberta_dir, tmp_path):
+    from seqtune.config import MaskedLMOptions, QuestionAnsweringOptions
+    from seqtune.tasks.mlm import MaskedLMTask
+    from seqtune.tasks.qa import QuestionAnsweringTask
+
+    tokenizer = hf_encoder.generic_tokenizer(deberta_dir, encoder_config_from_dir(deberta_dir))
+    batch = pair_batch(tokenizer)
+    for task, auto in [(QuestionAnsweringTask(QuestionAnsweringOptions(type="qa"), DataConfig(), tokenizer),
+                        transformers.AutoModelForQuestionAnswering),
+                       (MaskedLMTask(MaskedLMOptions(type="mlm"), DataConfig(), tokenizer),
+                        transformers.AutoModelForMaskedLM)]:
+        model, _ = model_for_finetuning(str(deberta_dir), task)
+        model.eval()
+        batch["mlm_positions"] = batch["input_ids"] == tokenizer.cls_id  # any positions will do
+        with torch.no_grad():
+            ours = model(batch)
+            saved = save_model(tmp_path / task.name, model, task, tokenizer)
+            out = auto.from_pretrained(str(saved)).eval()(**hf_inputs(batch))
+        theirs = (out.start_logits, out.end_logits) if task.name == "qa" else (out.logits[batch["mlm_positions"]],)
+        for a, b in zip(ours if task.name == "qa" else (ours,), theirs):
+            assert torch.allclose(a, b, atol=1e-5), task.name
+
+
+def test_a_checkpoint_without_tokenizer_json_converts_through_autotokenizer(tmp_path):
+    """DeBERTa (v1) ships GPT-2 style vocab.json + merges.txt: transformers' fast tokenizer is used."""
+    from tokenizers import pre_tokenizers as pre
+
+    model_dir = tmp_path / "deberta-v1"
+    model_dir.mkdir()
+    tok = HFTokenizer(models.BPE())
+    tok.pre_tokenizer = pre.ByteLevel(add_prefix_space=False)
+    tok.train_from_iterator(CORPUS, trainers.BpeTrainer(vocab_size=300, special_tokens=SPECIALS,
+                                                        initial_alphabet=pre.ByteLevel.alphabet()))
+    tok.model.save(str(model_dir))  # vocab.json, merges.txt
+    (model_dir / "tokenizer_config.json").write_text(json.dumps({
+        "tokenizer_class": "DebertaTokenizer", "cls_token": "[CLS]", "sep_token": "[SEP]", "pad_token": "[PAD]",
+        "unk_token": "[UNK]", "mask_token": "[MASK]", "bos_token": "[CLS]", "eos_token": "[SEP]"}))
+    config = transformers.DebertaConfig(vocab_size=tok.get_vocab_size(), hidden_size=32, num_hidden_layers=2,
+                                        num_attention_heads=4, intermediate_size=48, max_position_embeddings=64)
+    transformers.DebertaModel(config).save_pretrained(str(model_dir))
+    ours = hf_encoder.generic_tokenizer(model_dir, encoder_config_from_dir(model_dir))
+    auto = transformers.AutoTokenizer.from_pretrained(str(model_dir))
+    assert ours.kind == "bpe" and ours.special["cls"] == "[CLS]"
+    for text in TEXTS:
+        assert ours.encode_batch([text])[0].ids == auto(text)["input_ids"]
+    assert ours.encode_batch(["a b"], ["Zoë"])[0].ids == auto("a b", "Zoë")["input_ids"]
+
+
+def test_a_failed_conversion_says_what_to_add(deberta_dir, tmp_path):
+    model_dir = edited_copy(deberta_dir, tmp_path / "m")
+    (model_dir / "tokenizer.json").unlink()
+    (model_dir / "spm.model").write_bytes(b"not a sentencepiece model")
+    (model_dir / "tokenizer_config.json").write_text(json.dumps({"tokenizer_class": "DebertaV2Tokenizer"}))
+    with pytest.raises(SeqtuneError, match="has no tokenizer.json.*Add the tokenizer.json of the model"):
+        hf_encoder.generic_tokenizer(model_dir, encoder_config_from_dir(model_dir))
+
+
 # ---- strategies ------------------------------------------------------------------------------------
 
 def test_layer_strategies_see_the_layers(deberta_dir):

@@ -226,14 +226,13 @@ def check_tokenizer(tokenizer, cfg: GenericConfig, source: str = "") -> None:
             f"{cfg.vocab_size} rows (config.json vocab_size): the tokenizer is of another model. Use the "
             "checkpoint's own tokenizer files."
         )
-    pairs = [("pad_token_id", cfg.pad_token_id, tokenizer.pad_id, "padding"),
-             ("cls_token_id", getattr(cfg.hf, "cls_token_id", None), tokenizer.cls_id, "[CLS]"),
-             ("sep_token_id", getattr(cfg.hf, "sep_token_id", None), tokenizer.sep_id, "[SEP]")]
-    for key, expected, found, role in pairs:
+    pairs = [("pad_token_id", cfg.pad_token_id, tokenizer.pad_id, "pad", "padding"),
+             ("cls_token_id", getattr(cfg.hf, "cls_token_id", None), tokenizer.cls_id, "cls", "[CLS]"),
+             ("sep_token_id", getattr(cfg.hf, "sep_token_id", None), tokenizer.sep_id, "sep", "[SEP]")]
+    for key, expected, found, role, what in pairs:
         if isinstance(expected, int) and expected != found:
             raise SeqtuneError(
-                f"{where}the tokenizer's {role} token {tokenizer.special.get(role.strip('[]').lower(), role)!r} "
-                f"has id {found} but config.json says {key} {expected}: the tokenizer is of another family "
+                f"{where}the tokenizer's {what} token {tokenizer.special[role]!r} has id {found} but config.json says {key} {expected}: the tokenizer is of another family "
                 f"than the {cfg.model_type!r} weights. Use the checkpoint's own tokenizer files."
             )
 
