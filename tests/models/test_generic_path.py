@@ -14,10 +14,22 @@ import pytest
 import torch
 from conftest import WORDS, write_sentiment_tsv
 from tokenizers import Tokenizer as HFTokenizer
-from tokenizers import decoders, models, normalizers, pre_tokenizers, processors, trainers
+from tokenizers import (
+    decoders,
+    models,
+    normalizers,
+    pre_tokenizers,
+    processors,
+    trainers,
+)
 
 from seqtune.cli import main
-from seqtune.config import ClassificationOptions, DataConfig, StrategyConfig, TaggingOptions
+from seqtune.config import (
+    ClassificationOptions,
+    DataConfig,
+    StrategyConfig,
+    TaggingOptions,
+)
 from seqtune.errors import SeqtuneError
 from seqtune.inference import load_trained_model
 from seqtune.models import hf_encoder
@@ -55,11 +67,12 @@ def write_tiny_deberta(directory: Path, seed: int = 0, **overrides) -> Path:
     """config.json + model.safetensors of a random DebertaV2Model, tokenizer.json (+ its config)."""
     directory.mkdir(parents=True, exist_ok=True)
     tok = unigram_tokenizer()
-    settings = dict(vocab_size=tok.get_vocab_size() + 6, hidden_size=32, num_hidden_layers=2, num_attention_heads=4,
-                    intermediate_size=48, max_position_embeddings=64, relative_attention=True, position_buckets=16,
-                    pos_att_type=["p2c", "c2p"], position_biased_input=False, norm_rel_ebd="layer_norm",
-                    share_att_key=True, type_vocab_size=0, pad_token_id=0, hidden_dropout_prob=0.0,
-                    attention_probs_dropout_prob=0.0)
+    settings = {"vocab_size": tok.get_vocab_size() + 6, "hidden_size": 32, "num_hidden_layers": 2,
+                "num_attention_heads": 4, "intermediate_size": 48, "max_position_embeddings": 64,
+                "relative_attention": True, "position_buckets": 16, "pos_att_type": ["p2c", "c2p"],
+                "position_biased_input": False, "norm_rel_ebd": "layer_norm", "share_att_key": True,
+                "type_vocab_size": 0, "pad_token_id": 0, "hidden_dropout_prob": 0.0,
+                "attention_probs_dropout_prob": 0.0}
     settings.update(overrides)
     torch.manual_seed(seed)
     transformers.DebertaV2Model(transformers.DebertaV2Config(**settings)).save_pretrained(str(directory))

@@ -137,7 +137,8 @@ def generic_config(model_dir: str | Path, raw: dict) -> GenericConfig:
         hf = transformers.AutoConfig.from_pretrained(str(model_dir))
     except (ValueError, KeyError) as e:
         raise SeqtuneError(
-            f"{model_dir}: model_type {model_type!r} is neither one seqtune runs natively ({', '.join(FAMILIES)}) "
+            f"{model_dir}: model_type {model_type!r} is neither one seqtune runs natively "
+            f"({', '.join(map(repr, FAMILIES))}) "
             f"nor one the installed transformers {transformers.__version__} can load ({str(e).splitlines()[0]}). "
             "Check config.json's model_type, or upgrade transformers if the family is newer than it."
         ) from None
@@ -177,7 +178,7 @@ def _base_model_prefix(transformers, class_name: str) -> str:
     return getattr(cls, "base_model_prefix", "") or ""
 
 
-def describe_path(cfg: GenericConfig, model: "GenericTaskModel") -> str:
+def describe_path(cfg: GenericConfig, model: GenericTaskModel) -> str:
     """The log line that says this run uses the generic path and what the native path would add."""
     import transformers
 
@@ -395,8 +396,11 @@ class ParameterHolder(nn.Module):
 def _run_after_layers(base: nn.Module, layers: list[nn.Module], others: list[nn.Module]) -> set[int]:
     """The modules among `others` whose forward runs after the last layer's (one tiny forward pass)."""
     events: list[int] = []
-    hooks = [m.register_forward_hook(lambda mod, args, out, key=id(m): events.append(key))
-             for m in [*others, layers[-1]]]
+
+    def record(module: nn.Module, args, output) -> None:
+        events.append(id(module))
+
+    hooks = [m.register_forward_hook(record) for m in [*others, layers[-1]]]
     try:
         device = next(base.parameters()).device
         if device.type == "meta":  # a skeleton (check_strategy) only needs the layer list
@@ -489,7 +493,7 @@ class GenericTaskModel(nn.Module):
         self.frozen = [self.encoder.embeddings, *self.encoder.layers[:frozen_layers]]
         self.train(self.training)
 
-    def train(self, mode: bool = True) -> "GenericTaskModel":
+    def train(self, mode: bool = True) -> GenericTaskModel:
         super().train(mode)
         for module in self.frozen:
             module.eval()
