@@ -258,6 +258,29 @@ def test_layer_strategies_see_the_layers(deberta_dir):
     assert changed and all(n.startswith("encoder.layers.1.") for n in changed)  # re-initialised: the top layer
 
 
+@pytest.mark.parametrize("family", ["modernbert", "mpnet", "megatron-bert", "albert"])
+def test_layouts_of_other_families(family):
+    """Modules outside the layer list go where the forward pass runs them: before the first layer
+    (with the embeddings) or after the last (with the top layer); ALBERT has no list at all."""
+    sizes = {"vocab_size": 100, "hidden_size": 32, "num_hidden_layers": 3, "num_attention_heads": 4,
+             "intermediate_size": 48, "max_position_embeddings": 64}
+    config = {"modernbert": transformers.ModernBertConfig(**sizes, pad_token_id=0, bos_token_id=1, eos_token_id=2,
+                                                          cls_token_id=1, sep_token_id=2),
+              "mpnet": transformers.MPNetConfig(**sizes),
+              "megatron-bert": transformers.MegatronBertConfig(**sizes),
+              "albert": transformers.AlbertConfig(**sizes, embedding_size=16)}[family]
+    base = transformers.AutoModel.from_config(config)
+    layout = hf_encoder.find_layout(base)
+    names = {id(m): n for n, m in base.named_modules()}
+    before, after = [names[id(m)] for m in layout.embeddings], [names[id(m)] for m in layout.after]
+    expected = {"modernbert": (["embeddings", "rotary_emb"], ["final_norm"]),
+                "mpnet": (["embeddings", "encoder.relative_attention_bias"], ["pooler"]),
+                "megatron-bert": (["embeddings"], ["encoder.ln", "pooler"]),
+                "albert": (["embeddings"], [])}[family]
+    assert (before, after) == expected
+    assert (layout.layers is None) == (family == "albert")
+
+
 # ---- seqtune train through the CLI -----------------------------------------------------------------
 
 def train_args(tmp_path: Path, model: Path, task: str, train: Path, *extra: str) -> list[str]:
