@@ -142,7 +142,7 @@ def generic_config(model_dir: str | Path, raw: dict) -> GenericConfig:
             f"nor one the installed transformers {transformers.__version__} can load ({str(e).splitlines()[0]}). "
             "Check config.json's model_type, or upgrade transformers if the family is newer than it."
         ) from None
-    except OSError as e:
+    except (OSError, TypeError) as e:
         raise SeqtuneError(f"{model_dir}: transformers cannot read config.json ({e}).") from None
     if getattr(hf, "is_encoder_decoder", False) or class_name_for("AutoModelForMaskedLM", model_type) is None:
         raise SeqtuneError(
@@ -167,7 +167,7 @@ def generic_config(model_dir: str | Path, raw: dict) -> GenericConfig:
         num_hidden_layers=int(number("num_hidden_layers", "n_layers", default=0)),
         max_position_embeddings=int(max_positions),
         pad_token_id=getattr(hf, "pad_token_id", None),
-        hidden_dropout_prob=float(number("hidden_dropout_prob", "classifier_dropout", "dropout", default=0.1)),
+        hidden_dropout_prob=float(number("hidden_dropout_prob", "hidden_dropout", "dropout", default=0.1)),
         initializer_range=float(number("initializer_range", default=0.02)),
         family=GenericFamily(base.removesuffix("Model"), f"{prefix}." if prefix else ""),
     )
@@ -207,7 +207,7 @@ def check_task(task, cfg: GenericConfig) -> None:
         )
     if task.name == "qa":
         tok = task.tokenizer
-        ids = tok.encode_batch(["a"], ["b"])[0].ids
+        ids = tok.encode_batch(["a"], ["a"])[0].ids
         plain = tok.encode_batch(["a"])[0].ids
         if ids[0] != tok.cls_id or len(ids) != 2 * len(plain) - 1:
             raise SeqtuneError(
@@ -233,8 +233,9 @@ def check_tokenizer(tokenizer, cfg: GenericConfig, source: str = "") -> None:
     for key, expected, found, role, what in pairs:
         if isinstance(expected, int) and expected != found:
             raise SeqtuneError(
-                f"{where}the tokenizer's {what} token {tokenizer.special[role]!r} has id {found} but config.json says {key} {expected}: the tokenizer is of another family "
-                f"than the {cfg.model_type!r} weights. Use the checkpoint's own tokenizer files."
+                f"{where}the tokenizer's {what} token {tokenizer.special[role]!r} has id {found} but config.json "
+                f"says {key} {expected}: the tokenizer is of another family than the {cfg.model_type!r} "
+                "weights. Use the checkpoint's own tokenizer files."
             )
 
 
@@ -305,7 +306,9 @@ def check_weights(model_dir: str | Path, cfg: GenericConfig) -> None:
     """Every encoder weight of the family is in the checkpoint (names only, nothing is loaded): a
     config.json that names the wrong family fails here, before any data is read."""
     expected = set(skeleton(model_dir, cfg).state_dict())
-    names = weight_names(model_dir)
+    # TensorFlow conversions name LayerNorm parameters gamma/beta; transformers renames them on load.
+    names = [n.replace("LayerNorm.gamma", "LayerNorm.weight").replace("LayerNorm.beta", "LayerNorm.bias")
+             for n in weight_names(model_dir)]
     prefix = cfg.family.prefix
     found = {n[len(prefix):] if prefix and n.startswith(prefix) else n for n in names}
     missing = sorted(k for k in expected - found if not _optional_key(k))
