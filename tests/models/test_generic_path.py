@@ -160,6 +160,24 @@ def test_token_classification_logits_are_transformers_own(deberta_dir, tmp_path)
     assert torch.allclose(logits[real], theirs[real], atol=1e-5)
 
 
+def test_regression_saves_a_one_output_model_transformers_loads(deberta_dir, tmp_path):
+    from seqtune.config import RegressionOptions
+    from seqtune.tasks.regression import RegressionTask
+
+    cfg = encoder_config_from_dir(deberta_dir)
+    task = RegressionTask(RegressionOptions(type="regression"), DataConfig(),
+                          hf_encoder.generic_tokenizer(deberta_dir, cfg))
+    model, _ = model_for_finetuning(str(deberta_dir), task)
+    model.eval()
+    batch = pair_batch(task.tokenizer)
+    with torch.no_grad():
+        ours = model(batch)
+        saved = save_model(tmp_path / "model", model, task, task.tokenizer)
+        loaded = transformers.AutoModelForSequenceClassification.from_pretrained(str(saved)).eval()
+        assert loaded.config.problem_type == "regression" and ours.shape == (3, 1)
+        assert torch.allclose(loaded(**hf_inputs(batch)).logits, ours, atol=1e-5)
+
+
 def test_a_seqtune_head_saves_an_encoder_that_automodel_loads(deberta_dir, tmp_path):
     task = classification_task(deberta_dir, head="mean")
     task._set_labels(["neg", "pos"])
