@@ -29,6 +29,8 @@ from seqtune.models.checkpoint import (
     split_checkpoint,
 )
 from seqtune.models.encoder import Encoder
+from seqtune.models.hf_config import GenericConfig
+from seqtune.models.hf_encoder import load_generic_trained_model
 from seqtune.models.mlm_head import HEAD_KEYS
 from seqtune.models.task_model import SEQTUNE_FILE, TaskModel, model_for_finetuning
 from seqtune.tasks import task_class
@@ -159,8 +161,7 @@ def load_trained_model(path: str | Path, overrides: list[str] = ()) -> tuple[Tas
     task = cls(options, data, tokenizer)
     task.load_state(meta["task_state"])
     cfg = encoder_config_from_dir(path)
-    if getattr(cfg, "generic", False):  # no native implementation: through transformers (hf_encoder.py)
-        from seqtune.models.hf_encoder import load_generic_trained_model
+    if isinstance(cfg, GenericConfig):  # no native implementation: through transformers (hf_encoder.py)
         return task, load_generic_trained_model(path, task, cfg)
     encoder = Encoder(cfg, add_pooler=meta.get("has_pooler", task.needs_pooler))
     split = split_checkpoint(read_weights(path), cfg.family.prefix)

@@ -32,8 +32,9 @@ from seqtune.config import (
 )
 from seqtune.errors import SeqtuneError
 from seqtune.inference import load_trained_model
-from seqtune.models import hf_encoder
 from seqtune.models.checkpoint import encoder_config_from_dir
+from seqtune.models.hf_layout import find_layout
+from seqtune.models.hf_tokenizer import generic_tokenizer
 from seqtune.models.task_model import model_for_finetuning, save_model
 from seqtune.tasks.base import collate_inputs
 from seqtune.tasks.classification import ClassificationTask
@@ -91,7 +92,7 @@ def deberta_dir(tmp_path_factory) -> Path:
 def classification_task(model_dir: Path, **options) -> ClassificationTask:
     cfg = encoder_config_from_dir(model_dir)
     task = ClassificationTask(ClassificationOptions(type="classification", **options), DataConfig(),
-                              hf_encoder.generic_tokenizer(model_dir, cfg))
+                              generic_tokenizer(model_dir, cfg))
     return task
 
 
@@ -142,7 +143,7 @@ def test_hidden_states_and_classification_logits_are_transformers_own(deberta_di
 
 def test_token_classification_logits_are_transformers_own(deberta_dir, tmp_path):
     cfg = encoder_config_from_dir(deberta_dir)
-    task = TaggingTask(TaggingOptions(type="tagging"), DataConfig(), hf_encoder.generic_tokenizer(deberta_dir, cfg))
+    task = TaggingTask(TaggingOptions(type="tagging"), DataConfig(), generic_tokenizer(deberta_dir, cfg))
     task.set_labels(["O", "B-PER", "I-PER", "B-LOC", "I-LOC"])
     model, _ = model_for_finetuning(str(deberta_dir), task)
     model.eval()
@@ -166,7 +167,7 @@ def test_regression_saves_a_one_output_model_transformers_loads(deberta_dir, tmp
 
     cfg = encoder_config_from_dir(deberta_dir)
     task = RegressionTask(RegressionOptions(type="regression"), DataConfig(),
-                          hf_encoder.generic_tokenizer(deberta_dir, cfg))
+                          generic_tokenizer(deberta_dir, cfg))
     model, _ = model_for_finetuning(str(deberta_dir), task)
     model.eval()
     batch = pair_batch(task.tokenizer)
@@ -203,7 +204,7 @@ def test_qa_and_mlm_heads_are_transformers_own(deberta_dir, tmp_path):
     from seqtune.tasks.mlm import MaskedLMTask
     from seqtune.tasks.qa import QuestionAnsweringTask
 
-    tokenizer = hf_encoder.generic_tokenizer(deberta_dir, encoder_config_from_dir(deberta_dir))
+    tokenizer = generic_tokenizer(deberta_dir, encoder_config_from_dir(deberta_dir))
     batch = pair_batch(tokenizer)
     for task, auto in [(QuestionAnsweringTask(QuestionAnsweringOptions(type="qa"), DataConfig(), tokenizer),
                         transformers.AutoModelForQuestionAnswering),
@@ -238,12 +239,21 @@ def test_a_checkpoint_without_tokenizer_json_converts_through_autotokenizer(tmp_
     config = transformers.DebertaConfig(vocab_size=tok.get_vocab_size(), hidden_size=32, num_hidden_layers=2,
                                         num_attention_heads=4, intermediate_size=48, max_position_embeddings=64)
     transformers.DebertaModel(config).save_pretrained(str(model_dir))
-    ours = hf_encoder.generic_tokenizer(model_dir, encoder_config_from_dir(model_dir))
+    ours = generic_tokenizer(model_dir, encoder_config_from_dir(model_dir))
     auto = transformers.AutoTokenizer.from_pretrained(str(model_dir))
     assert ours.kind == "bpe" and ours.special["cls"] == "[CLS]"
     for text in TEXTS:
         assert ours.encode_batch([text])[0].ids == auto(text)["input_ids"]
     assert ours.encode_batch(["a b"], ["Zoë"])[0].ids == auto("a b", "Zoë")["input_ids"]
+    # transformers joins this tokenizer's pairs as [CLS] a [SEP] [SEP] b [SEP]: not QA's layout
+    from seqtune.config import QuestionAnsweringOptions
+    from seqtune.models.hf_encoder import check_task
+    from seqtune.tasks.qa import QuestionAnsweringTask
+
+    assert len(ours.encode_batch(["a"], ["a"])[0].ids) == 2 * len(ours.encode_batch(["a"])[0].ids)
+    qa = QuestionAnsweringTask(QuestionAnsweringOptions(type="qa"), DataConfig(), ours)
+    with pytest.raises(SeqtuneError, match="the qa task needs the \\[CLS\\] question \\[SEP\\] context"):
+        check_task(qa, encoder_config_from_dir(model_dir))
 
 
 def test_a_failed_conversion_says_what_to_add(deberta_dir, tmp_path):
@@ -252,7 +262,7 @@ def test_a_failed_conversion_says_what_to_add(deberta_dir, tmp_path):
     (model_dir / "spm.model").write_bytes(b"not a sentencepiece model")
     (model_dir / "tokenizer_config.json").write_text(json.dumps({"tokenizer_class": "DebertaV2Tokenizer"}))
     with pytest.raises(SeqtuneError, match="has no tokenizer.json.*Add the tokenizer.json of the model"):
-        hf_encoder.generic_tokenizer(model_dir, encoder_config_from_dir(model_dir))
+        generic_tokenizer(model_dir, encoder_config_from_dir(model_dir))
 
 
 # ---- strategies ------------------------------------------------------------------------------------
@@ -288,7 +298,7 @@ def test_layouts_of_other_families(family):
               "megatron-bert": transformers.MegatronBertConfig(**sizes),
               "albert": transformers.AlbertConfig(**sizes, embedding_size=16)}[family]
     base = transformers.AutoModel.from_config(config)
-    layout = hf_encoder.find_layout(base)
+    layout = find_layout(base)
     names = {id(m): n for n, m in base.named_modules()}
     before, after = [names[id(m)] for m in layout.embeddings], [names[id(m)] for m in layout.after]
     expected = {"modernbert": (["embeddings", "rotary_emb"], ["final_norm"]),

@@ -304,7 +304,7 @@ def _hf_names(keys: list[str]) -> list[str]:
 def encoder_config_from_dir(model_dir: str | Path) -> EncoderConfig:
     config = read_config(model_dir)
     if config.get("model_type", "bert") not in FAMILIES:  # no native implementation: through transformers
-        from seqtune.models.hf_encoder import generic_config
+        from seqtune.models.hf_config import generic_config
         return generic_config(model_dir, config)
     return EncoderConfig.from_dict(config)
 

@@ -15,6 +15,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from seqtune.models import hf_encoder
 from seqtune.models.checkpoint import (
     encoder_config_from_dir,
     encoder_state_to_hf,
@@ -26,6 +27,7 @@ from seqtune.models.checkpoint import (
 )
 from seqtune.models.encoder import Encoder
 from seqtune.models.heads import Head
+from seqtune.models.hf_config import GenericConfig
 from seqtune.tokenization import Tokenizer, check_vocab_fits
 
 SEQTUNE_FILE = "seqtune.json"
@@ -64,8 +66,7 @@ def model_for_finetuning(path: str, task, weights: dict[str, torch.Tensor] | Non
     """Encoder from a checkpoint directory + a fresh head for `task`. Returns (model, report lines).
     `weights`: the directory's weights when the caller has read them already (read_weights)."""
     cfg = encoder_config_from_dir(path)
-    if getattr(cfg, "generic", False):  # no native implementation: through transformers (hf_encoder.py)
-        from seqtune.models import hf_encoder
+    if isinstance(cfg, GenericConfig):  # no native implementation: through transformers (hf_encoder.py)
         hf_encoder.check_task(task, cfg)
         model, report = hf_encoder.build_model(path, task, cfg)
         return model, [hf_encoder.describe_path(cfg, model), *report]
@@ -88,9 +89,8 @@ def model_for_finetuning(path: str, task, weights: dict[str, torch.Tensor] | Non
 def save_model(directory: str | Path, model: TaskModel, task, tokenizer: Tokenizer) -> Path:
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
-    if getattr(model, "generic", False):  # through transformers: its classes' layout (hf_encoder.py)
-        from seqtune.models.hf_encoder import save_generic_model
-        save_generic_model(directory, model, task, tokenizer)
+    if isinstance(model, hf_encoder.GenericTaskModel):  # through transformers: its classes' layout
+        hf_encoder.save_generic_model(directory, model, task, tokenizer, SEQTUNE_FILE)
         return directory
     config = model.encoder.config.to_dict()
     config.pop("architectures", None)

@@ -25,9 +25,10 @@ from seqtune.inference import (
     load_trained_model,
     resolve_runtime,
 )
-from seqtune.models import hf_encoder
+from seqtune.models import hf_encoder, hf_tokenizer
 from seqtune.models.checkpoint import encoder_config_from_dir
 from seqtune.models.encoder import check_positions
+from seqtune.models.hf_config import GenericConfig
 from seqtune.models.hub import ModelSource, resolve_model
 from seqtune.models.task_model import model_for_finetuning, save_model
 from seqtune.tasks import task_class
@@ -150,8 +151,8 @@ def train_from_config(cfg: RunConfig) -> Path:
     cfg = replace(cfg, data=replace(cfg.data, max_length=max_length_for(
         cfg, encoder_cfg.max_tokens, encoder_cfg.position_offset)))
     strategies.validate(cfg.strategy, encoder_cfg.num_hidden_layers)
-    generic = getattr(encoder_cfg, "generic", False)  # no native implementation: through transformers
-    tokenizer = hf_encoder.generic_tokenizer(model_path, encoder_cfg) if generic else load_tokenizer(model_path)
+    generic = isinstance(encoder_cfg, GenericConfig)  # no native implementation: through transformers
+    tokenizer = hf_tokenizer.generic_tokenizer(model_path, encoder_cfg) if generic else load_tokenizer(model_path)
     task = task_class(cfg.task.type)(cfg.task, cfg.data, tokenizer)
     if generic:
         hf_encoder.check_run(task, encoder_cfg, cfg.strategy, model_path)
