@@ -380,6 +380,21 @@ def test_seqtune_train_tagging(deberta_dir, tmp_path, capsys):
     assert set(config["id2label"].values()) == {"O", "B-PER"}
 
 
+def test_seqtune_pretrain_continues_a_masked_lm_then_fill_mask(deberta_dir, tmp_path, capsys):
+    corpus = tmp_path / "corpus.txt"
+    corpus.write_text("\n".join(CORPUS * 2) + "\n")
+    sets = [f"model.path={deberta_dir}", f"data.train={corpus}", f"data.dev={corpus}", "task.type=mlm",
+            "train.epochs=1", "train.batch_size=8", "train.progress=false", "data.max_length=32",
+            f"output_dir={tmp_path / 'runs'}"]
+    assert main(["pretrain", *(x for s in sets for x in ("--set", s))]) == 0, capsys.readouterr().err
+    model_dir = only_run(tmp_path) / "model"
+    assert json.loads((model_dir / "config.json").read_text())["architectures"] == ["DebertaV2ForMaskedLM"]
+    transformers.AutoModelForMaskedLM.from_pretrained(str(model_dir))  # loads (logits: the QA/MLM test)
+    capsys.readouterr()
+    assert main(["fill-mask", str(model_dir), "the film was [MASK]"]) == 0
+    assert "[MASK] at token" in capsys.readouterr().out
+
+
 # ---- bad input -------------------------------------------------------------------------------------
 
 def edited_copy(source: Path, target: Path, **config_changes) -> Path:

@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 from seqtune.errors import SeqtuneError
+from seqtune.models.checkpoint import encoder_config_from_dir
 from seqtune.models.hf_config import GenericConfig, import_transformers
 from seqtune.tokenization import Tokenizer, load_tokenizer
 
@@ -64,3 +65,10 @@ def generic_tokenizer(model_dir: str | Path, cfg: GenericConfig):
                               tokenizer_class=type(auto).__name__)
     check_tokenizer(tokenizer, cfg, str(model_dir))
     return tokenizer
+
+
+def checkpoint_tokenizer(model_dir: str | Path) -> Tokenizer:
+    """The tokenizer of a checkpoint directory of either path: `load_tokenizer` for a native model
+    type, `generic_tokenizer` (which may convert through transformers) for the others."""
+    cfg = encoder_config_from_dir(model_dir)
+    return generic_tokenizer(model_dir, cfg) if isinstance(cfg, GenericConfig) else load_tokenizer(model_dir)
