@@ -33,6 +33,7 @@ from seqtune.config import (
 from seqtune.errors import SeqtuneError
 from seqtune.inference import load_trained_model
 from seqtune.models.checkpoint import encoder_config_from_dir
+from seqtune.models.hf_encoder import GenericTaskModel
 from seqtune.models.hf_layout import find_layout
 from seqtune.models.hf_tokenizer import generic_tokenizer
 from seqtune.models.task_model import model_for_finetuning, save_model
@@ -139,6 +140,15 @@ def test_hidden_states_and_classification_logits_are_transformers_own(deberta_di
     # the saved tokenizer is the same tokenizer for transformers
     auto = transformers.AutoTokenizer.from_pretrained(str(saved))
     assert auto(TEXTS[1])["input_ids"] == task.tokenizer.encode_batch([TEXTS[1]])[0].ids
+
+
+def test_a_native_model_type_says_so_in_the_report(tiny_checkpoint):
+    from seqtune.tokenization import load_tokenizer
+
+    task = ClassificationTask(ClassificationOptions(type="classification"), DataConfig(), load_tokenizer(tiny_checkpoint))
+    task._set_labels(["neg", "pos"])
+    model, report = model_for_finetuning(str(tiny_checkpoint), task)
+    assert report[0].startswith("path: native") and not isinstance(model, GenericTaskModel)
 
 
 def test_token_classification_logits_are_transformers_own(deberta_dir, tmp_path):
