@@ -29,6 +29,8 @@ from seqtune.models.checkpoint import (
     split_checkpoint,
 )
 from seqtune.models.encoder import Encoder
+from seqtune.models.hf_config import GenericConfig
+from seqtune.models.hf_encoder import load_generic_trained_model
 from seqtune.models.mlm_head import MLM_LAYOUTS
 from seqtune.models.task_model import SEQTUNE_FILE, TaskModel, model_for_finetuning
 from seqtune.tasks import task_class
@@ -171,6 +173,8 @@ def load_saved_task(path: str | Path, overrides: list[str] = ()) -> tuple[Task, 
 
 def _load_weights(task: Task, meta: dict, path: Path) -> TaskModel:
     cfg = encoder_config_from_dir(path)
+    if isinstance(cfg, GenericConfig):  # no native implementation: through transformers (hf_encoder.py)
+        return task, load_generic_trained_model(path, task, cfg)
     encoder = Encoder(cfg, add_pooler=meta.get("has_pooler", task.needs_pooler))
     split = split_checkpoint(read_weights(path), cfg.family.prefix, cfg.model_type)
     load_encoder_state(encoder, split, str(path))

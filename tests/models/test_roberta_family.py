@@ -308,16 +308,17 @@ def test_max_length_beyond_the_offset_positions_is_refused(roberta_dir, tmp_path
 
 
 def test_an_unsupported_model_type_lists_the_supported_ones(roberta_dir, tmp_path, capsys):
-    model = tmp_path / "funnel"
+    model = tmp_path / "unknown"
     model.mkdir()
     for f in roberta_dir.iterdir():
         (model / f.name).write_bytes(f.read_bytes())
     config = json.loads((model / "config.json").read_text())
-    (model / "config.json").write_text(json.dumps({**config, "model_type": "funnel"}))
+    (model / "config.json").write_text(json.dumps({**config, "model_type": "not-a-model"}))  # nor in transformers
     train = write_sentiment_tsv(tmp_path / "train.tsv", n=8)
     assert main(train_args(tmp_path, model, "classification", train, "data.text_column=sentence")) == 2
     err = capsys.readouterr().err
-    assert "model_type 'funnel' is not supported" in err and "'bert', 'roberta', 'xlm-roberta'" in err
+    assert "model_type 'not-a-model' is neither one seqtune runs natively" in err
+    assert "'bert', 'roberta', 'xlm-roberta'" in err
 
 
 # ---- question answering: character offsets through byte-level BPE and SentencePiece -----------------

@@ -146,13 +146,13 @@ def chance_level(cfg) -> float | None:
     import torch
 
     from seqtune.inference import resolve_runtime, run_outputs
+    from seqtune.models.hf_tokenizer import checkpoint_tokenizer
     from seqtune.models.task_model import model_for_finetuning
     from seqtune.tasks import task_class
-    from seqtune.tokenization import load_tokenizer
 
     if not cfg.data.dev or not cfg.model.path:
         return None
-    task = task_class(cfg.task.type)(cfg.task, cfg.data, load_tokenizer(cfg.model.path))
+    task = task_class(cfg.task.type)(cfg.task, cfg.data, checkpoint_tokenizer(cfg.model.path))
     examples = task.read(cfg.data.train, "train")
     task.fit(examples)
     metric = cfg.train.metric or task.primary_metric

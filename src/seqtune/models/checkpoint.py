@@ -28,7 +28,7 @@ from safetensors.torch import load_file, save_file
 
 from seqtune.errors import SeqtuneError
 from seqtune.files import read_json_object
-from seqtune.models.encoder import EncoderConfig
+from seqtune.models.encoder import FAMILIES, EncoderConfig
 
 WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin")
 # What read_weights looks for, in this order: safetensors before pickled PyTorch, one file before shards.
@@ -353,7 +353,11 @@ def _hf_names(keys: list[str], model_type: str = "bert") -> list[str]:
 
 
 def encoder_config_from_dir(model_dir: str | Path) -> EncoderConfig:
-    return EncoderConfig.from_dict(read_config(model_dir))
+    config = read_config(model_dir)
+    if config.get("model_type", "bert") not in FAMILIES:  # no native implementation: through transformers
+        from seqtune.models.hf_config import generic_config
+        return generic_config(model_dir, config)
+    return EncoderConfig.from_dict(config)
 
 
 def save_weights(path: Path, state: dict[str, torch.Tensor]) -> None:

@@ -24,6 +24,8 @@ from seqtune.models.checkpoint import WEIGHT_CANDIDATES, read_json_object
 
 # Everything besides the weights that seqtune reads from a checkpoint directory.
 CONFIG_FILES = ("config.json", "vocab.txt", "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json")
+# Tokenizer files without a tokenizer.json that the transformers path converts (hf_encoder.generic_tokenizer).
+CONFIG_FILES += ("spm.model", "sentencepiece.bpe.model", "vocab.json", "merges.txt", "added_tokens.json")
 NOT_FOUND = {"RepositoryNotFoundError", "RevisionNotFoundError"}  # huggingface_hub's errors, by name
 
 

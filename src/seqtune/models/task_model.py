@@ -15,6 +15,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from seqtune.models import hf_encoder
 from seqtune.models.checkpoint import (
     encoder_config_from_dir,
     encoder_state_to_hf,
@@ -26,9 +27,11 @@ from seqtune.models.checkpoint import (
 )
 from seqtune.models.encoder import Encoder
 from seqtune.models.heads import Head
+from seqtune.models.hf_config import GenericConfig
 from seqtune.tokenization import Tokenizer, check_tokenizer_family, check_vocab_fits
 
 SEQTUNE_FILE = "seqtune.json"
+NATIVE_PATH = "path: native (seqtune's own encoder: packed blocks, [CLS]-only last block, activation cache)"
 
 
 class TaskModel(nn.Module):
@@ -64,12 +67,16 @@ def model_for_finetuning(path: str, task, weights: dict[str, torch.Tensor] | Non
     """Encoder from a checkpoint directory + a fresh head for `task`. Returns (model, report lines).
     `weights`: the directory's weights when the caller has read them already (read_weights)."""
     cfg = encoder_config_from_dir(path)
+    if isinstance(cfg, GenericConfig):  # no native implementation: through transformers (hf_encoder.py)
+        hf_encoder.check_task(task, cfg)
+        model, report = hf_encoder.build_model(path, task, cfg)
+        return model, [hf_encoder.describe_path(cfg, model), *report]
     task.check_model_type(cfg.model_type)
     check_vocab_fits(task.tokenizer, cfg.vocab_size, path)
     check_tokenizer_family(task.tokenizer, cfg.model_type, path)
     encoder = Encoder(cfg, add_pooler=task.needs_pooler)
     split = split_checkpoint(read_weights(path) if weights is None else weights, cfg.family.prefix, cfg.model_type)
-    report = load_encoder_state(encoder, split, path)
+    report = [NATIVE_PATH, *load_encoder_state(encoder, split, path)]
     head = task.build_head(cfg)
     reused = head.load_pretrained(split.other)  # the MLM head starts from the checkpoint's, if any
     fresh = [k for k in head.state_dict() if k not in reused]
@@ -84,6 +91,9 @@ def model_for_finetuning(path: str, task, weights: dict[str, torch.Tensor] | Non
 def save_model(directory: str | Path, model: TaskModel, task, tokenizer: Tokenizer) -> Path:
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
+    if isinstance(model, hf_encoder.GenericTaskModel):  # through transformers: its classes' layout
+        hf_encoder.save_generic_model(directory, model, task, tokenizer, SEQTUNE_FILE)
+        return directory
     config = model.encoder.config.to_dict()
     config.pop("architectures", None)
     config.update(task.hf_config())

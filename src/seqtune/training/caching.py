@@ -33,6 +33,7 @@ from torch import nn
 from seqtune.config import StrategyConfig
 from seqtune.data.batching import evaluation_batches
 from seqtune.inference import Runtime, to_device
+from seqtune.models.hf_encoder import GenericTaskModel
 from seqtune.models.task_model import TaskModel
 from seqtune.tasks.base import EncodedDataset, Task
 
@@ -172,6 +173,11 @@ def model_for_training(model: TaskModel, frozen_layers: int | None, strategy: St
     """The module the loop trains: `model` itself when nothing is frozen, else a FrozenBottomModel
     (sharing its weights) with an activation cache over `datasets` when the strategy allows it."""
     if frozen_layers is None:
+        return model
+    if isinstance(model, GenericTaskModel):  # transformers runs the encoder whole: no bottom to cache
+        model.freeze_in_eval_mode(frozen_layers)
+        log(f"frozen: embeddings + {frozen_layers} layers, computed every step (the activation cache is not "
+            "on the transformers path)")
         return model
     wrapped = FrozenBottomModel(model, frozen_layers)
     if not should_cache(strategy, frozen_layers, epochs):

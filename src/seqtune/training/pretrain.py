@@ -21,13 +21,13 @@ from seqtune.data.corpus import read_corpus
 from seqtune.errors import SeqtuneError
 from seqtune.logs import ensure_console, logger
 from seqtune.models.checkpoint import encoder_config_from_dir
+from seqtune.models.hf_tokenizer import checkpoint_tokenizer
 from seqtune.models.presets import (
     ArchitectureSpec,
     describe,
     encoder_config,
     write_initial_model,
 )
-from seqtune.tokenization import load_tokenizer
 from seqtune.training.run_dir import new_directory
 from seqtune.training.setup import (
     check_data_files,
@@ -63,7 +63,7 @@ def prepare_from_scratch(cfg: RunConfig) -> Path:
 def check_continued(cfg: RunConfig) -> None:
     """Continued pretraining: same vocabulary, max_length within the model's positions."""
     path = require_model(cfg).path  # a hub id is downloaded (pinned to model.revision)
-    tokenizer = load_tokenizer(path)
+    tokenizer = checkpoint_tokenizer(path)  # a transformers-path checkpoint may convert its tokenizer
     if cfg.model.architecture is not None:
         raise SeqtuneError(
             f"model.architecture is set but model.path {path} gives the architecture; remove "

@@ -25,8 +25,10 @@ from seqtune.inference import (
     load_trained_model,
     resolve_runtime,
 )
+from seqtune.models import hf_encoder, hf_tokenizer
 from seqtune.models.checkpoint import encoder_config_from_dir
 from seqtune.models.encoder import check_positions
+from seqtune.models.hf_config import GenericConfig
 from seqtune.models.hub import ModelSource, resolve_model
 from seqtune.models.task_model import model_for_finetuning, save_model
 from seqtune.report import report_at_end_of_run
@@ -154,9 +156,13 @@ def train_from_config(cfg: RunConfig) -> Path:
     cfg = replace(cfg, data=replace(cfg.data, max_length=max_length_for(
         cfg, encoder_cfg.max_tokens, encoder_cfg.position_offset)))
     strategies.validate(cfg.strategy, encoder_cfg.num_hidden_layers)
-    tokenizer = load_tokenizer(model_path)
+    generic = isinstance(encoder_cfg, GenericConfig)  # no native implementation: through transformers
+    tokenizer = hf_tokenizer.generic_tokenizer(model_path, encoder_cfg) if generic else load_tokenizer(model_path)
     task = task_class(cfg.task.type)(cfg.task, cfg.data, tokenizer)
-    task.check_model_type(encoder_cfg.model_type)
+    if generic:
+        hf_encoder.check_run(task, encoder_cfg, cfg.strategy, model_path)
+    else:
+        task.check_model_type(encoder_cfg.model_type)
     runtime = resolve_runtime(cfg.train)
 
     with RunDir.create(cfg) as run:
