@@ -174,7 +174,7 @@ def load_saved_task(path: str | Path, overrides: list[str] = ()) -> tuple[Task, 
 def _load_weights(task: Task, meta: dict, path: Path) -> TaskModel:
     cfg = encoder_config_from_dir(path)
     if isinstance(cfg, GenericConfig):  # no native implementation: through transformers (hf_encoder.py)
-        return task, load_generic_trained_model(path, task, cfg)
+        return load_generic_trained_model(path, task, cfg)
     encoder = Encoder(cfg, add_pooler=meta.get("has_pooler", task.needs_pooler))
     split = split_checkpoint(read_weights(path), cfg.family.prefix, cfg.model_type)
     load_encoder_state(encoder, split, str(path))
