@@ -178,6 +178,7 @@ class TrainConfig:
     precision: Literal["auto", "fp32", "bf16", "fp16"] = "auto"  # auto: fp32 on CPU, bf16 on GPU
     num_threads: Annotated[int, Range(ge=1)] | None = None  # torch CPU threads (default: torch's choice)
     progress: bool = True  # show a progress bar
+    gradient_checkpointing: bool = False  # recompute each encoder block in backward: less activation memory, ~1/3 more compute
 
 
 @dataclass

@@ -5,19 +5,22 @@ Two numbers from `/proc/PID/status` (Linux):
   program holds its data in memory. Pages of a memory-mapped file (the token store) are page cache,
   counted in `RssFile`, not here: the kernel drops them under pressure and shares them between
   processes that map the same file.
-- `VmRSS`, total resident memory (anonymous + file-backed + shared). Its peak (`VmHWM`) is kept by the
-  kernel exactly; RssAnon has no kernel peak, so it is sampled (every 50 ms by default, from a
-  daemon thread): a spike shorter than the interval can be missed.
+- `VmRSS`, total resident memory (anonymous + file-backed + shared).
+Neither has a per-run peak in the kernel (`VmHWM` is the whole process's, which misleads when one
+process runs several trainings), so both are sampled every 50 ms from a daemon thread: a spike
+shorter than the interval can be missed.
 On GPU, `torch.cuda.max_memory_allocated` adds the peak of tensors on the device.
 Elsewhere than Linux the figures are absent (None), never guessed.
 """
 
 from __future__ import annotations
 
+import sys
 import threading
+import weakref
 from pathlib import Path
 
-FIELDS = ("RssAnon", "RssFile", "VmRSS", "VmHWM")
+FIELDS = ("RssAnon", "RssFile", "VmRSS")
 
 
 def read_status(pid: int | str = "self") -> dict[str, int]:
@@ -52,17 +55,28 @@ class MemorySampler:
     def sample(self) -> dict[str, int]:
         status = read_status(self.pid)
         self.peak_anon = max(self.peak_anon, status.get("RssAnon", 0))
-        self.peak_rss = max(self.peak_rss, status.get("VmRSS", 0), status.get("VmHWM", 0))
+        self.peak_rss = max(self.peak_rss, status.get("VmRSS", 0))
         return status
 
-    def _run(self) -> None:
-        while not self._stop.wait(self.interval):
-            if not self.sample():
-                return  # the process has ended (or there is no /proc)
+    @staticmethod
+    def _run(ref: weakref.ref, stop: threading.Event, interval: float) -> None:
+        # The thread holds the sampler weakly: a run that ends by an exception, never calling stop(),
+        # does not leave a sampling thread behind once its sampler is gone.
+        while not stop.wait(interval):
+            sampler = ref()
+            if sampler is None or not sampler.sample():
+                return  # the sampler was dropped, the process has ended, or there is no /proc
+            del sampler
 
     def start(self) -> MemorySampler:
+        """Start sampling (and reset CUDA's peak counters, so the GPU peak is this run's)."""
+        torch = sys.modules.get("torch")
+        if torch is not None and torch.cuda.is_available() and torch.cuda.is_initialized():
+            for device in range(torch.cuda.device_count()):
+                torch.cuda.reset_peak_memory_stats(device)
         self.sample()
-        self._thread = threading.Thread(target=self._run, name="seqtune-memory", daemon=True)
+        self._thread = threading.Thread(target=self._run, args=(weakref.ref(self), self._stop, self.interval),
+                                        name="seqtune-memory", daemon=True)
         self._thread.start()
         return self
 
@@ -75,10 +89,11 @@ class MemorySampler:
         return self.peaks()
 
     def peaks(self) -> dict:
-        """{"peak_anon_mb", "peak_rss_mb"} (None without /proc), plus "peak_gpu_mb" when CUDA was used."""
+        """{"peak_anon_mb", "peak_rss_mb"} in MiB (None without /proc), "sampled_every_s", and
+        "peak_gpu_mb" when CUDA was used."""
         def mb(value: int) -> float | None:
             return round(value / 2**20, 1) if value else None
-        out = {"peak_anon_mb": mb(self.peak_anon), "peak_rss_mb": mb(self.peak_rss)}
+        out = {"peak_anon_mb": mb(self.peak_anon), "peak_rss_mb": mb(self.peak_rss), "sampled_every_s": self.interval}
         gpu = peak_gpu_bytes()
         if gpu is not None:
             out["peak_gpu_mb"] = mb(gpu)
@@ -87,8 +102,6 @@ class MemorySampler:
 
 def peak_gpu_bytes() -> int | None:
     """Peak bytes of CUDA tensors in this process (all devices), or None if CUDA was never initialised."""
-    import sys
-
     torch = sys.modules.get("torch")
     if torch is None or not torch.cuda.is_available() or not torch.cuda.is_initialized():
         return None

@@ -273,3 +273,20 @@ def test_two_builders_at_once_give_one_complete_store(tmp_path, char_tok):
     expected = char_tok.backend.encode_batch([r.text for r in read_corpus(path).records], add_special_tokens=False)
     assert store.ids.tolist() == [i for e in expected for i in e.ids]
     assert json.loads((store.directory / "meta.json").read_text())["records"] == 300
+
+
+def test_character_table_gives_the_tokenizers_ids(tmp_path):
+    """The look-up-table path for character vocabularies matches the tokenizer, lower-casing included;
+    chunks with anything else (spaces, unknown letters) go through the tokenizer."""
+    rng = np.random.default_rng(3)
+    texts = ["".join(rng.choice(list("acgtACGT"), size=int(rng.integers(1, 50)))) for _ in range(50)]
+    for tok in (build_char_tokenizer(alphabet="acgt", lowercase=True), build_char_tokenizer(alphabet="ACGTacgt")):
+        table = token_store.char_table(tok)
+        ids, lengths = token_store._by_table(table, texts)
+        expected = tok.backend.encode_batch(texts, add_special_tokens=False)
+        assert ids.tolist() == [i for e in expected for i in e.ids]
+        assert lengths.tolist() == [len(e.ids) for e in expected]
+        assert token_store._by_table(table, ["ACGT", "AC GT"]) is None
+        assert token_store._by_table(table, ["ACGTN"]) is None
+        assert token_store._by_table(table, ["ACGTé"]) is None
+    assert token_store.char_table(build_char_tokenizer(alphabet="ACGT", kmer=3)) is None

@@ -387,8 +387,18 @@ def _write_records(files: dict, digests: dict, tokenizer: Tokenizer, dtype: np.d
         digests[name].update(data)
 
     total, count, unknown, info = 0, 0, 0, {}
+    table = char_table(tokenizer)
     write("offsets.bin", np.zeros(1, dtype=np.int64))
     for chunk, numbers in _chunks(records(info)):
+        fast = table is not None and _by_table(table, [r.text for r in chunk])
+        if fast:
+            flat, lengths = fast
+            write("ids.bin", flat.astype(dtype))
+            write("offsets.bin", total + np.cumsum(lengths))
+            write("numbers.bin", np.asarray(numbers, dtype=np.int64))
+            total += len(flat)
+            count += len(chunk)
+            continue
         encodings = tokenizer.backend.encode_batch([r.text for r in chunk], add_special_tokens=False)
         ids = [np.asarray(e.ids, dtype=np.int64) for e in encodings]
         flat = np.concatenate(ids) if ids else np.zeros(0, dtype=np.int64)
@@ -411,6 +421,40 @@ def _write_records(files: dict, digests: dict, tokenizer: Tokenizer, dtype: np.d
         f.flush()
         os.fsync(f.fileno())
     return {"records": count, "tokens": total, "unknown_tokens": unknown, "info": info}
+
+
+def char_table(tokenizer: Tokenizer) -> np.ndarray | None:
+    """For a one-token-per-character tokenizer (no k-mers; no normaliser or lower-casing only): the
+    id of each ASCII byte that is a vocabulary letter, -1 for every other byte. None otherwise."""
+    if tokenizer.kind != "char":
+        return None
+    normalizer = tokenizer.backend.normalizer
+    if normalizer is not None and type(normalizer).__name__ != "Lowercase":
+        return None
+    vocab = tokenizer.backend.get_vocab()
+    if any(len(t) > 1 and not (t.startswith("[") and t.endswith("]")) for t in vocab):
+        return None  # k-mers
+    table = np.full(256, -1, dtype=np.int64)
+    for byte in range(128):
+        c = chr(byte)
+        letter = c.lower() if normalizer is not None else c
+        if len(letter) == 1 and letter in vocab and not c.isspace():
+            table[byte] = vocab[letter]
+    return table
+
+
+def _by_table(table: np.ndarray, texts: list[str]) -> tuple[np.ndarray, np.ndarray] | None:
+    """Ids and lengths of texts made only of vocabulary letters, by table look-up (what the
+    tokenizer gives for them, tens of times faster); None when any character is something else
+    (whitespace, non-ASCII, unknown): the tokenizer then encodes the chunk."""
+    try:
+        data = "".join(texts).encode("ascii")
+    except UnicodeEncodeError:
+        return None
+    ids = table[np.frombuffer(data, dtype=np.uint8)]
+    if len(ids) and ids.min() < 0:
+        return None
+    return ids, np.fromiter((len(t) for t in texts), dtype=np.int64, count=len(texts))
 
 
 def _chunks(records: Iterable[CorpusRecord]) -> Iterator[tuple[list[CorpusRecord], list[int]]]:

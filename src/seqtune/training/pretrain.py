@@ -80,8 +80,11 @@ def tokenizer_from_corpus(spec: VocabSpec, cfg: RunConfig, chunk: int = 10_000) 
         if letters is None:
             for c, where in corpus_characters(texts, source, spec.lowercase).items():
                 seen.setdefault(c, where)
-        else:
-            check_alphabet(texts, letters, source, spec.lowercase)
+        else:  # only records with a character outside the alphabet (set arithmetic, fast) are looked at
+            allowed = set(letters)
+            outside = [(t, w) for t, w in texts
+                       if not set(t.lower() if spec.lowercase else t) <= allowed]
+            check_alphabet(outside, letters, source, spec.lowercase)  # whitespace passes; anything else: error
     if letters is None and not seen:
         raise SeqtuneError(f"{source}: the corpus is empty (no characters to build a vocabulary from).")
     alphabet = spec.alphabet if letters is not None else "".join(sorted(seen))
