@@ -46,7 +46,7 @@ from seqtune.tokenization import Tokenizer
 
 FORMAT_VERSION = 1
 CHUNK_CHARACTERS = 1 << 20  # characters tokenized per encode_batch call
-INDEX_CHUNK = 1 << 20  # records per step when building a window index
+INDEX_CHUNK = 1 << 16  # records per step when building a window index (bounded memory)
 MARK_CONTINUES, MARK_STARTS, MARK_NO_WORD = 0, 1, 2
 
 
@@ -309,6 +309,16 @@ def word_marks(word_ids: list[int | None]) -> list[int]:
 
 # ---- building ---------------------------------------------------------------------------------
 
+def existing_store(spec: StoreSpec, tokenizer: Tokenizer, root: Path | None = None) -> Path | None:
+    """The directory of the finished store of `spec` + `tokenizer`, or None when there is none yet."""
+    final = (root or cache_root()) / store_name(spec, spec.key(tokenizer))
+    return final if (final / "meta.json").exists() else None
+
+
+def store_name(spec: StoreSpec, key: str) -> str:
+    return f"{spec.path.name.split('.')[0][:40] or 'corpus'}-{key[:20]}"
+
+
 def open_store(spec: StoreSpec, tokenizer: Tokenizer, records: Callable[[dict], Iterable[CorpusRecord | None]],
                root: Path | None = None, log: Callable[[str], None] = lambda message: None) -> TokenStore:
     """The store of `spec` + `tokenizer`: opened when it exists, else built from `records(info)`
@@ -317,7 +327,7 @@ def open_store(spec: StoreSpec, tokenizer: Tokenizer, records: Callable[[dict], 
     throughput."""
     root = root or cache_root()
     key = spec.key(tokenizer)
-    name = f"{spec.path.name.split('.')[0][:40] or 'corpus'}-{key[:20]}"
+    name = store_name(spec, key)
     final = root / name
     if (final / "meta.json").exists():
         store = TokenStore(final)

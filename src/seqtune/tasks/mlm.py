@@ -25,7 +25,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from seqtune.config import MaskedLMOptions
+from seqtune.config import DataConfig, MaskedLMOptions
 from seqtune.data.corpus import (
     Corpus,
     CorpusRecord,
@@ -95,6 +95,21 @@ class StoredDataset(EncodedDataset):
         return self.features.lengths
 
 
+def store_spec(data: DataConfig, path: str) -> StoreSpec:
+    """What the token store of a training corpus is made from: the file, the reading settings and
+    the files whose near-duplicates are left out (by content)."""
+    compared = []
+    for spec in data.exclude_similar_to or []:
+        file, _, column = spec.partition("#")
+        try:
+            compared.append(f"{column}@{file_digest(file)}")
+        except OSError as e:
+            raise SeqtuneError(f"data.exclude_similar_to: cannot read {file}: {e.strerror}.") from None
+    reading = {"format": data.format, "column": data.text_column, "header": data.header,
+               "encoding": data.encoding, "max_records": data.max_rows}
+    return StoreSpec(Path(path), reading, compared)
+
+
 class MaskedLMTask(Task):
     """Masked-language modelling on an unlabelled corpus. Needs a tokenizer with [MASK]."""
 
@@ -139,13 +154,9 @@ class MaskedLMTask(Task):
         """The training corpus as a token store: built on the first run (streamed, left-out records
         skipped), opened by later ones."""
         d = self.data
-        index, compared = None, []
+        index = None
         if d.exclude_similar_to:
             index = NearDuplicateIndex(read_references(d.exclude_similar_to, d.header))
-            compared = [f"{spec.partition('#')[2]}@{file_digest(spec.partition('#')[0])}"
-                        for spec in d.exclude_similar_to]
-        reading = {"format": d.format, "column": d.text_column, "header": d.header, "encoding": d.encoding,
-                   "max_records": d.max_rows}
 
         def records(info: dict):
             removed = []
@@ -160,7 +171,7 @@ class MaskedLMTask(Task):
                 info["excluded_similar"] = len(removed)
                 info["excluded_shown"] = removed[:5]
 
-        spec = StoreSpec(Path(path), reading, compared)
+        spec = store_spec(d, path)
         store = open_store(spec, self.tokenizer, records, log=logger.info)
         info = dict(store.meta["info"])
         shown = info.pop("excluded_shown", [])

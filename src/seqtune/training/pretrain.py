@@ -19,6 +19,7 @@ from pathlib import Path
 
 from seqtune.config import RunConfig
 from seqtune.data.corpus import iter_corpus, read_corpus
+from seqtune.data.token_store import existing_store
 from seqtune.errors import SeqtuneError
 from seqtune.logs import ensure_console, logger
 from seqtune.models.checkpoint import encoder_config_from_dir
@@ -28,6 +29,7 @@ from seqtune.models.presets import (
     encoder_config,
     write_initial_model,
 )
+from seqtune.tasks.mlm import store_spec
 from seqtune.tokenization import Tokenizer, load_tokenizer
 from seqtune.training.run_dir import new_directory
 from seqtune.training.setup import max_length_for, require_model, train_from_config
@@ -74,6 +76,12 @@ def tokenizer_from_corpus(spec: VocabSpec, cfg: RunConfig, chunk: int = 10_000) 
         return build_tokenizer(spec, list(records), Path(d.train).name)
     source = Path(d.train).name
     letters = resolve_alphabet(spec.alphabet)
+    if letters is not None and d.token_store:
+        tokenizer = build_tokenizer(spec, (), source)
+        stored = existing_store(store_spec(d, d.train), tokenizer)
+        if stored is not None:  # built from this file with this alphabet: every letter was checked then
+            logger.info(f"{source}: letters already checked against the alphabet (token store {stored})")
+            return tokenizer
     seen: dict[str, str] = {}
     for part in iter(lambda: list(itertools.islice(records, chunk)), []):
         texts = [(r.text, r.where) for r in part]
