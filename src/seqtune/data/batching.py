@@ -37,8 +37,8 @@ def _cut(order: list[int], lengths: list[int], batch_size: int | None, max_token
 
 
 class EpochBatches(Sequence):
-    """An epoch's batches as one flat int64 array of indices and batch boundaries (8 bytes per
-    example, not a Python list each): batches[k] is a list of indices; iterating gives them in order."""
+    """An epoch's batches as one flat array of indices and batch boundaries (4 bytes per example,
+    not a Python list each): batches[k] is a list of indices; iterating gives them in order."""
 
     def __init__(self, order: np.ndarray, bounds: np.ndarray):
         self.order, self.bounds = order, bounds
@@ -88,6 +88,8 @@ def training_batches(
     sizes = spans[:, 1] - spans[:, 0]
     # the batches laid out in their shuffled order
     flat = order[np.repeat(spans[:, 0] - np.cumsum(sizes) + sizes, sizes) + np.arange(sizes.sum())]
+    if len(flat) < 2**31:
+        flat = flat.astype(np.int32)  # 4 bytes an example: the epoch's batches are held while it runs
     return EpochBatches(flat, np.concatenate([[0], np.cumsum(sizes)]))
 
 
