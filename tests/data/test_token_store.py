@@ -165,6 +165,15 @@ def test_damaged_stores_are_refused_not_used(tmp_path, char_tok):
     ids.write_bytes(bytes(data[:-3]))
     with pytest.raises(SeqtuneError, match="ids.bin holds"):
         build(path, char_tok, tmp_path / "cache")
+    ids.write_bytes(bytes(data[:10]) + bytes([data[10] ^ 1]) + bytes(data[11:]))  # repaired
+    store = build(path, char_tok, tmp_path / "cache")
+    StoreWindows(store, "lines", 16, char_tok.cls_id, char_tok.sep_id)
+    index = store.directory / "windows-lines-16.bin"
+    rows = bytearray(index.read_bytes())
+    rows[8] ^= 1  # a window length changed
+    index.write_bytes(bytes(rows))
+    with pytest.raises(SeqtuneError, match="windows-lines-16.bin does not match"):
+        StoreWindows(store, "lines", 16, char_tok.cls_id, char_tok.sep_id)
     (store_dir := ids.parent / "meta.json").write_text("{not json")
     with pytest.raises(SeqtuneError, match="meta.json cannot be read"):
         TokenStore(store_dir.parent)

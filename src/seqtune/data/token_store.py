@@ -143,26 +143,30 @@ class TokenStore:
         name = f"windows-{packing}-{max_length}{'-words' if words else ''}"
         bin_path, json_path = self.directory / f"{name}.bin", self.directory / f"{name}.json"
         info = _read_json(json_path)
-        if info is None or not bin_path.exists() or bin_path.stat().st_size != info.get("windows", -1) * 24:
+        if info is None or "sha256" not in info or not bin_path.exists():  # not made yet (or stopped): made now
             info = self._write_windows(bin_path, json_path, packing, max_length - 2, words)
+        elif bin_path.stat().st_size != info.get("windows", -1) * 24 or file_digest(bin_path) != info.get("sha256"):
+            raise corrupt(self.directory, f"{bin_path.name} does not match {json_path.name}")
         if not info["windows"]:
             return np.zeros((0, 3), dtype=np.int64), info
         return _map(bin_path, np.int64).reshape(-1, 3), info
 
     def _write_windows(self, bin_path: Path, json_path: Path, packing: str, width: int, words: bool) -> dict:
         tmp = bin_path.with_name(f".{bin_path.name}.{uuid.uuid4().hex}")
-        count, chunked = 0, 0
+        count, chunked, digest = 0, 0, hashlib.sha256()
         try:
             with open(tmp, "wb") as f:
                 parts = self._concatenate_windows(width) if packing == "concatenate" else self._line_windows(width, words)
                 for rows, n_chunked in parts:
-                    f.write(np.ascontiguousarray(rows, dtype=np.int64).tobytes())
+                    data = np.ascontiguousarray(rows, dtype=np.int64).tobytes()
+                    f.write(data)
+                    digest.update(data)
                     count += len(rows)
                     chunked += n_chunked
                 f.flush()
                 os.fsync(f.fileno())
             os.replace(tmp, bin_path)
-            info = {"windows": count, "chunked_records": chunked}
+            info = {"windows": count, "chunked_records": chunked, "sha256": digest.hexdigest()}
             _write_json_atomic(json_path, info)
         except OSError as e:
             with contextlib.suppress(OSError):
