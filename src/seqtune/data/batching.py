@@ -84,13 +84,16 @@ def training_batches(
         order[start:start + chunk] = part
         cuts.extend((start + a, start + b) for a, b in _cut_points(lengths[part].tolist(), size, max_tokens))
     perm = rng.permutation(len(cuts))
-    spans = np.array(cuts, dtype=np.int64).reshape(-1, 2)[perm]
-    sizes = spans[:, 1] - spans[:, 0]
-    # the batches laid out in their shuffled order
-    flat = order[np.repeat(spans[:, 0] - np.cumsum(sizes) + sizes, sizes) + np.arange(sizes.sum())]
-    if len(flat) < 2**31:
-        flat = flat.astype(np.int32)  # 4 bytes an example: the epoch's batches are held while it runs
-    return EpochBatches(flat, np.concatenate([[0], np.cumsum(sizes)]))
+    # the batches laid out in their shuffled order, 4 bytes an example (held while the epoch runs)
+    flat = np.empty(len(order), dtype=np.int32 if len(order) < 2**31 else np.int64)
+    bounds = np.zeros(len(cuts) + 1, dtype=np.int64)
+    position = 0
+    for k, j in enumerate(perm.tolist()):
+        a, b = cuts[j]
+        flat[position:position + b - a] = order[a:b]
+        position += b - a
+        bounds[k + 1] = position
+    return EpochBatches(flat, bounds)
 
 
 def _cut_points(lengths: list[int], batch_size: int | None, max_tokens: int | None) -> list[tuple[int, int]]:
