@@ -54,7 +54,7 @@ def run_mlm_seqtune(args) -> dict:
     sets = [*MLM_SETTINGS, f"data.train={args.corpus}", f"train.epochs={mlm_steps_epochs() / args.repeat}",
             f"output_dir={out}", "name=mlm"]
     code = main(["pretrain", *[x for s in sets for x in ("--set", s)]])
-    run = sorted(p for p in out.iterdir() if p.name.startswith("mlm-2"))[-1]
+    run = max(p for p in out.iterdir() if p.name.startswith("mlm-2"))
     results = json.loads((run / "results.json").read_text())
     log = (run / "log.txt").read_text()
     store_line = next((line for line in log.splitlines() if "token store:" in line), "")

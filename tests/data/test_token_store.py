@@ -32,14 +32,15 @@ def protein_fasta(path: Path, n: int = 60, seed: int = 0) -> Path:
     rng = np.random.default_rng(seed)
     letters = np.array(list("ACDEFGHIKLMNPQRSTVWY"))
     with open(path, "w") as f:
-        for i in range(n):
-            f.write(f">p{i} protein {i}\n{''.join(rng.choice(letters, size=int(rng.integers(5, 90))))}\n")
+        f.writelines(f">p{i} protein {i}\n{''.join(rng.choice(letters, size=int(rng.integers(5, 90))))}\n"
+                     for i in range(n))
     return path
 
 
 def text_lines(path: Path, n: int = 80, seed: int = 0) -> Path:
     rng = np.random.default_rng(seed)
-    words = "the protein folds into a helix and strand unfoldable misfolding binds ligands".split()
+    words = ["the", "protein", "folds", "into", "a", "helix", "and", "strand", "unfoldable", "misfolding",
+             "binds", "ligands"]
     lines = [" ".join(rng.choice(words, size=int(rng.integers(1, 40)))) for _ in range(n)]
     lines.insert(5, "")  # a blank line: skipped and counted
     path.write_text("\n".join(lines) + "\n")

@@ -30,7 +30,7 @@ def pretrain(corpus, out, *extra):
                                    "train.progress=false", "train.num_threads=1", f"output_dir={out}", "name=m",
                                    *extra)])
     assert code == 0
-    run = sorted(p for p in out.iterdir() if p.name.startswith("m-") and "init" not in p.name)[-1]
+    run = max(p for p in out.iterdir() if p.name.startswith("m-") and "init" not in p.name)
     return json.loads((run / "results.json").read_text()), (run / "log.txt").read_text()
 
 
@@ -41,9 +41,9 @@ def test_store_changes_no_number_and_second_start_reads_it(corpus, tmp_path, mon
     assert with_store["train"]["train_tokens"] == without["train"]["train_tokens"] > 0
     assert with_store["train"]["steps"] == without["train"]["steps"]
     # the same batches and masks: the same training loss to the last bit
-    metrics = [json.loads(line) for line in (sorted((tmp_path / "a").glob("m-2*"))[-1] / "metrics.jsonl")
+    metrics = [json.loads(line) for line in (max((tmp_path / "a").glob("m-2*")) / "metrics.jsonl")
                .read_text().splitlines()]
-    metrics_b = [json.loads(line) for line in (sorted((tmp_path / "b").glob("m-2*"))[-1] / "metrics.jsonl")
+    metrics_b = [json.loads(line) for line in (max((tmp_path / "b").glob("m-2*")) / "metrics.jsonl")
                  .read_text().splitlines()]
     assert [m["train_loss"] for m in metrics] == [m["train_loss"] for m in metrics_b]
 
