@@ -15,9 +15,13 @@ Rows (`--rows`, comma-separated):
   sst2   fine-tuning all-MiniLM-L6-v2 on the first 4,000 SST-2 rows, 1 epoch, batch 32, dev set
          evaluated: benchmarks/sst2_speed.py's two sides (Trainer with dynamic padding +
          group_by_length).
+  ss     per-residue secondary structure (3 states), a fresh tiny char encoder, 512-token windows,
+         batches of up to 4,096 tokens (8 x 512 for the Trainer, group_by_length), linear head, 20 steps,
+         the shared SS train split. Hugging Face: AutoModelForTokenClassification +
+         DataCollatorForTokenClassification + Trainer, each protein truncated to 512 tokens.
   mlm_x10  seqtune only: the MLM row on the corpus repeated 10 times (463M residues).
 
-    python benchmarks/memory.py                   # mlm and sst2; writes benchmarks/out/memory.json
+    python benchmarks/memory.py                   # mlm, sst2, ss; writes benchmarks/out/memory.json
     python benchmarks/memory.py --rows mlm_x10 --corpus-x10 /tmp/uniprot_x10.fasta.gz
 """
 
@@ -120,7 +124,69 @@ def run_sst2(args, side: str) -> dict:
     return sst2_speed.run_seqtune(ns) if side == "seqtune" else sst2_speed.run_hf(ns, pad_to_128=False)
 
 
+SS = REPO.parent / "shared" / "data" / "protein_ss" / "train.csv"
+SS_STEPS = 20
+
+
+def ss_initial_model(args) -> str:
+    """A fresh preset-tiny char protein encoder (512 positions), the same for both sides."""
+    from seqtune.config import load_config
+    from seqtune.training.pretrain import prepare_from_scratch
+
+    cfg = load_config(None, ["task.type=mlm", "model.vocab.alphabet=protein", "model.architecture.preset=tiny",
+                             "model.architecture.max_positions=512", f"data.train={SS}", "data.text_column=input",
+                             "data.max_length=512", f"output_dir={Path(args.workdir) / 'ss_init'}"])
+    return str(prepare_from_scratch(cfg))
+
+
+def run_ss_seqtune(args) -> dict:
+    from seqtune.cli import main
+
+    out = Path(args.workdir) / "ss_runs"
+    sets = [f"model.path={ss_initial_model(args)}", "task.head=linear", "data.dev=null", "data.test=null",
+            "data.max_length=512", "train.max_tokens=4096", f"train.epochs={SS_STEPS / 700:.5f}",
+            "train.progress=false", f"output_dir={out}", "name=ss"]
+    code = main(["train", str(REPO / "configs" / "protein_ss.yaml"), *[x for s in sets for x in ("--set", s)]])
+    run = max(p for p in out.iterdir() if p.name.startswith("ss-2"))
+    results = json.loads((run / "results.json").read_text())
+    return {"exit": code, "steps": results["train"]["steps"], "train_tokens": results["train"]["train_tokens"],
+            "in_process_memory": results["memory"]}
+
+
+def run_ss_hf(args) -> dict:
+    import csv
+
+    from transformers import (
+        AutoModelForTokenClassification,
+        AutoTokenizer,
+        DataCollatorForTokenClassification,
+        Trainer,
+        TrainingArguments,
+    )
+
+    init = ss_initial_model(args)
+    tokenizer = AutoTokenizer.from_pretrained(init)
+    labels = {"C": 0, "E": 1, "H": 2}
+    rows = []
+    with open(SS, newline="") as f:
+        for row in csv.DictReader(f):
+            ids = tokenizer(row["input"], truncation=True, max_length=512)["input_ids"]
+            tags = [labels[c] if m == "1" else -100 for c, m in zip(row["dssp3"], row["resolved_mask"])]
+            rows.append({"input_ids": ids, "labels": [-100, *tags[:len(ids) - 2], -100]})
+    model = AutoModelForTokenClassification.from_pretrained(init, num_labels=3)
+    training_args = TrainingArguments(
+        output_dir=str(Path(args.workdir) / "hf_ss"), per_device_train_batch_size=8, learning_rate=1e-3,
+        max_steps=SS_STEPS, seed=42, save_strategy="no", report_to=[], disable_tqdm=True, logging_strategy="no",
+        dataloader_num_workers=0, use_cpu=True, train_sampling_strategy="group_by_length",
+    )
+    Trainer(model=model, args=training_args, train_dataset=rows,
+            data_collator=DataCollatorForTokenClassification(tokenizer)).train()
+    return {"steps": SS_STEPS, "records": len(rows)}
+
+
 VARIANTS = {
+    "ss:seqtune": run_ss_seqtune,
+    "ss:hf": run_ss_hf,
     "mlm:seqtune": run_mlm_seqtune,
     "mlm:hf": run_mlm_hf,
     "mlm_x10:seqtune": run_mlm_seqtune,
@@ -150,7 +216,7 @@ def measure(variant: str, args) -> dict:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--rows", default="mlm,sst2", help="rows to run: mlm, sst2, mlm_x10")
+    parser.add_argument("--rows", default="mlm,sst2,ss", help="rows to run: mlm, sst2, ss, mlm_x10")
     parser.add_argument("--corpus", default=str(CORPUS))
     parser.add_argument("--corpus-x10", help="the corpus repeated 10 times (for the mlm_x10 row)")
     parser.add_argument("--workdir", default=str(REPO / "benchmarks" / "out" / "memory_work"))
@@ -176,7 +242,7 @@ def main() -> None:
             out.write_text(json.dumps(report, indent=2) + "\n")
     print("| row | seqtune peak anon / total (MiB) | Hugging Face peak anon / total (MiB) | ratio (anon) |")
     print("|---|---|---|---|")
-    for row in ("mlm", "sst2", "mlm_x10"):
+    for row in ("mlm", "sst2", "ss", "mlm_x10"):
         ours, theirs = report.get(f"{row}:seqtune"), report.get(f"{row}:hf")
         if ours:
             hf = f"{theirs['peak_anon_mb']:.0f} / {theirs['peak_rss_mb']:.0f}" if theirs else "—"
