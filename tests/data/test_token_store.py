@@ -300,3 +300,25 @@ def test_character_table_gives_the_tokenizers_ids(tmp_path):
         assert token_store._by_table(table, ["ACGTN"]) is None
         assert token_store._by_table(table, ["ACGTé"]) is None
     assert token_store.char_table(build_char_tokenizer(alphabet="ACGT", kmer=3)) is None
+
+
+def test_left_out_records_same_with_and_without_the_store(tmp_path, char_tok, caplog):
+    """data.exclude_similar_to filters records while the store is built (and is part of its key)."""
+    caplog.set_level("INFO", logger="seqtune")
+    path = protein_fasta(tmp_path / "p.fasta", n=40)
+    corpus = read_corpus(path)
+    reference = tmp_path / "ref.fasta"
+    reference.write_text(f">r1\n{corpus.records[3].text}\n>r2\n{corpus.records[17].text}\n")
+    datasets = []
+    for on in (True, False):
+        data = DataConfig(max_length=24, token_store=on, exclude_similar_to=[str(reference)])
+        task = MaskedLMTask(MaskedLMOptions(mask_seed=5), data, char_tok)
+        datasets.append(task.encode(task.read(str(path), "train"), "train"))
+    stored, in_memory = datasets
+    assert list(stored.features) == in_memory.features
+    assert stored.info == in_memory.info and stored.info["excluded_similar"] >= 2
+    assert stored.examples[3].where == "p.fasta record 5"  # record 4 was left out: numbers kept
+    assert "left out" in caplog.text
+    # without the exclusion: another store (the key includes the compared files)
+    task = MaskedLMTask(MaskedLMOptions(), DataConfig(max_length=24), char_tok)
+    assert task.read(str(path), "train").store.directory != stored.examples.store.directory
