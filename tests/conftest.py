@@ -74,6 +74,12 @@ def write_sentiment_tsv(path: Path, n: int = 64, seed: int = 0) -> Path:
 
 
 @pytest.fixture(autouse=True)
+def _token_store_cache(tmp_path_factory, monkeypatch):
+    """Token stores of the tests go to a temporary directory, never to the user's cache."""
+    monkeypatch.setenv("SEQTUNE_CACHE", str(tmp_path_factory.getbasetemp() / "seqtune-cache"))
+
+
+@pytest.fixture(autouse=True)
 def _restore_torch_threads():
     """train.num_threads sets torch's process-wide thread count; keep it from leaking between tests."""
     threads = torch.get_num_threads()

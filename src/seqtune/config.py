@@ -148,6 +148,9 @@ class DataConfig:
     # Pretraining: leave out corpus records that share most k-mers with a record of these files
     # (e.g. the dev/test sets of a later fine-tuning task), so that no test chain leaks into pretraining.
     exclude_similar_to: list[str] | None = None
+    # Pretraining: tokenize the training corpus once into a memory-mapped token store ($SEQTUNE_CACHE,
+    # default ~/.cache/seqtune), reused by every epoch and later runs; false: tokenize in memory each run.
+    token_store: bool = True
 
 
 @dataclass
@@ -177,6 +180,7 @@ class TrainConfig:
     progress: bool = True  # show a progress bar
     # also log the run's scalars, config and final metrics to these trackers (optional extras; tracking.py)
     log_to: list[Literal["tensorboard", "mlflow"]] | None = None
+    gradient_checkpointing: bool = False  # recompute each encoder block in backward: less activation memory, ~1/3 more compute
 
 
 @dataclass

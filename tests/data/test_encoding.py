@@ -126,6 +126,7 @@ def test_every_task_reads_with_data_encoding(tmp_path, tiny_checkpoint):
     corpus = tmp_path / "corpus.txt"
     corpus.write_bytes("un café\n".encode("latin-1"))
     mlm = task_class("mlm")
-    assert mlm(mlm.Options(), DataConfig(encoding="latin-1"), tokenizer).read(str(corpus), "train")[0].text == "un café"
+    in_memory = DataConfig(encoding="latin-1", token_store=False)  # a Corpus of records, not a token store
+    assert mlm(mlm.Options(), in_memory, tokenizer).read(str(corpus), "train")[0].text == "un café"
     with pytest.raises(SeqtuneError, match="not UTF-8"):
         mlm(mlm.Options(), DataConfig(), tokenizer).read(str(corpus), "train")

@@ -16,13 +16,13 @@ possible, so whole-word masking never sees half a word.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
-from seqtune.data.readers.fasta import read_fasta
-from seqtune.data.readers.formats import check_file, detect_format
-from seqtune.data.readers.lines import read_lines
+from seqtune.data.readers.fasta import iter_fasta
+from seqtune.data.readers.formats import check_file, detect_format, numbered_lines
 from seqtune.data.readers.table import Column, read_table
 from seqtune.errors import SeqtuneError
 from seqtune.tokenization import Tokenizer
@@ -52,28 +52,48 @@ class Corpus:
 def read_corpus(path: str | Path, format: str = "auto", column: Column = "text",
                 max_records: int | None = None, header: bool = True, encoding: str = "utf-8") -> Corpus:
     """Read an unlabelled corpus. Empty records are errors, blank text lines are skipped and counted."""
+    info: dict = {}
+    records = list(iter_corpus(path, format, column, max_records, header, encoding, info))
+    return Corpus(records, Path(path).name, info)
+
+
+def iter_corpus(path: str | Path, format: str = "auto", column: Column = "text",
+                max_records: int | None = None, header: bool = True, encoding: str = "utf-8",
+                info: dict | None = None) -> Iterator[CorpusRecord]:
+    """`read_corpus` one record at a time: FASTA and text files are streamed (never held whole);
+    CSV/TSV/JSONL are read whole, then yielded. `info` receives {"blank_lines": n} when given.
+    An empty corpus is an error once the file has been read to its end."""
     path = check_file(path)
     fmt = detect_format(path, format, CORPUS_FORMATS, "corpus")
-    name, info = path.name, {}
+    name, count = path.name, 0
     if fmt == "text":
-        lines = read_lines(path, max_records, encoding)
-        records = [CorpusRecord(text, f"{name}:{n}") for n, text in lines.lines]
-        info = {"blank_lines": lines.blank} if lines.blank else {}
+        blank = 0
+        for n, text in numbered_lines(path, encoding):
+            if not text.strip():
+                blank += 1
+                continue
+            count += 1
+            yield CorpusRecord(text, f"{name}:{n}")
+            if max_records and count >= max_records:
+                break
+        if blank and info is not None:
+            info["blank_lines"] = blank
     elif fmt == "fasta":
-        records = []
-        for r in read_fasta(path, max_records, encoding):
+        for r in iter_fasta(path, max_records, encoding):
             where = f"{name} record {r.number} (>{r.id or ''}, line {r.line})"
             sequence = "".join(r.lines)
             if not sequence.isalpha():
                 sequence = "".join(sequence.split())  # spaces inside sequence lines (rare) are dropped
             if not sequence:
                 raise SeqtuneError(f"{where}: the record has no sequence (empty record).")
-            records.append(CorpusRecord(sequence, where))
+            count += 1
+            yield CorpusRecord(sequence, where)
     else:
-        records = _table_records(path, fmt, column, max_records, header, encoding)
-    if not records:
+        for record in _table_records(path, fmt, column, max_records, header, encoding):
+            count += 1
+            yield record
+    if not count:
         raise SeqtuneError(f"{path}: the corpus is empty (no {'sequences' if fmt == 'fasta' else 'text'} found).")
-    return Corpus(records, name, info)
 
 
 def _table_records(path: Path, fmt: str, column: Column, max_records: int | None,
@@ -122,6 +142,19 @@ def _renumber(word_ids: list[int]) -> list[int]:
     return out
 
 
+def check_known_tokens(record: CorpusRecord, encoding, tokenizer: Tokenizer) -> int:
+    """The number of [UNK] tokens of a record's encoding; for a character tokenizer any is an error
+    naming the record and the characters (they would all become [UNK])."""
+    n_unk = encoding.ids.count(tokenizer.unk_id)
+    if n_unk and tokenizer.kind == "char":
+        chars = sorted({record.text[a:b] for (a, b), i in zip(encoding.offsets, encoding.ids) if i == tokenizer.unk_id})
+        raise SeqtuneError(
+            f"{record.where}: characters {''.join(chars)!r} are not in the model's vocabulary "
+            f"({tokenizer.vocab_size} tokens); clean the corpus or build a vocabulary that includes them."
+        )
+    return n_unk
+
+
 def encode_corpus(corpus: Corpus, tokenizer: Tokenizer, max_length: int,
                   packing: Literal["lines", "concatenate"] = "lines",
                   with_word_ids: bool = False) -> tuple[list[dict], dict]:
@@ -136,16 +169,7 @@ def encode_corpus(corpus: Corpus, tokenizer: Tokenizer, max_length: int,
         raise SeqtuneError(f"data.max_length {max_length} leaves no room for tokens after [CLS] and [SEP].")
     width = max_length - 2
     encodings = tokenizer.backend.encode_batch([r.text for r in corpus.records], add_special_tokens=False)
-    unknown = 0
-    for record, enc in zip(corpus.records, encodings):
-        n_unk = enc.ids.count(tokenizer.unk_id)
-        if n_unk and tokenizer.kind == "char":
-            chars = sorted({record.text[a:b] for (a, b), i in zip(enc.offsets, enc.ids) if i == tokenizer.unk_id})
-            raise SeqtuneError(
-                f"{record.where}: characters {''.join(chars)!r} are not in the model's vocabulary "
-                f"({tokenizer.vocab_size} tokens); clean the corpus or build a vocabulary that includes them."
-            )
-        unknown += n_unk
+    unknown = sum(check_known_tokens(record, enc, tokenizer) for record, enc in zip(corpus.records, encodings))
     cls, sep = tokenizer.cls_id, tokenizer.sep_id
     features: list[dict] = []
     chunked = 0

@@ -23,6 +23,7 @@ from dataclasses import asdict, dataclass, field, fields
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torch.utils.checkpoint import checkpoint
 
 from seqtune.errors import SeqtuneError
 
@@ -404,6 +405,8 @@ class Encoder(nn.Module):
     ones do. The real tokens' outputs are the same; padded positions come out as zeros.
     """
 
+    gradient_checkpointing = False  # train.gradient_checkpointing: recompute each block in backward
+
     def __init__(self, cfg: EncoderConfig, add_pooler: bool = True):
         super().__init__()
         self.config = cfg
@@ -463,7 +466,11 @@ class Encoder(nn.Module):
             first_only = first_token_only and i == len(layers) - 1
             if first_only and packing is not None:
                 hidden, packing = packing.unpack(hidden), None
-            hidden = layer(hidden, mask, first_only=first_only, packing=packing)
+            if self.gradient_checkpointing and self.training and torch.is_grad_enabled():
+                # keep only the block's input; recompute its inside in backward (same dropout masks)
+                hidden = checkpoint(layer, hidden, mask, first_only, packing, use_reentrant=False)
+            else:
+                hidden = layer(hidden, mask, first_only=first_only, packing=packing)
         if self.final_norm is not None and (end is None or end >= len(self.layers)):
             hidden = self.final_norm(hidden)
         return packing.unpack(hidden) if packing is not None else hidden

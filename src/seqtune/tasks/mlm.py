@@ -19,23 +19,98 @@ the loss is their mean cross-entropy. Metrics: loss, perplexity = exp(loss), mas
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
-from seqtune.config import MaskedLMOptions
-from seqtune.data.corpus import Corpus, CorpusRecord, encode_corpus, read_corpus
+from seqtune.config import DataConfig, MaskedLMOptions
+from seqtune.data.corpus import (
+    Corpus,
+    CorpusRecord,
+    encode_corpus,
+    iter_corpus,
+    read_corpus,
+)
 from seqtune.data.kmer_masking import choose_kmer_spans
 from seqtune.data.masking import MaskingConfig, mask_tokens, maskable_positions
-from seqtune.data.similarity import without_near_duplicates
+from seqtune.data.similarity import (
+    THRESHOLD,
+    K,
+    NearDuplicateIndex,
+    read_references,
+    without_near_duplicates,
+)
+from seqtune.data.token_store import (
+    StoreSpec,
+    StoreWindows,
+    TokenStore,
+    file_digest,
+    open_store,
+)
 from seqtune.errors import SeqtuneError
 from seqtune.kmers import require_whole_kmers
+from seqtune.logs import logger
 from seqtune.models.mlm_head import MaskedLMHead
 from seqtune.tasks.base import EncodedDataset, Task, collate_inputs, pad
 
 EVAL_SEED_OFFSET = {"dev": 1_000_003, "test": 2_000_003}
 EVAL_MASK_GROUP = 256  # features masked together when fixing the held-out masks
+
+
+@dataclass
+class StoredCorpus:
+    """A training corpus read into a token store (`data/token_store.py`) instead of Python objects."""
+
+    store: TokenStore
+    source: str
+    info: dict
+
+    def __len__(self) -> int:
+        return self.store.records
+
+
+@dataclass
+class StoredRecord:
+    where: str
+
+
+class StoredRecords:
+    """The records of a stored corpus, for messages: records[i].where names record i."""
+
+    def __init__(self, store: TokenStore, source: str):
+        self.store, self.source = store, source
+
+    def __len__(self) -> int:
+        return self.store.records
+
+    def __getitem__(self, i: int) -> StoredRecord:
+        return StoredRecord(f"{self.source} record {int(self.store.numbers[i])}")
+
+
+class StoredDataset(EncodedDataset):
+    """An EncodedDataset whose features are the windows of a token store, made when asked for."""
+
+    @property
+    def lengths(self):
+        return self.features.lengths
+
+
+def store_spec(data: DataConfig, path: str) -> StoreSpec:
+    """What the token store of a training corpus is made from: the file, the reading settings and
+    the files whose near-duplicates are left out (by content)."""
+    compared = []
+    for spec in data.exclude_similar_to or []:
+        file, _, column = spec.partition("#")
+        try:
+            compared.append(f"{column}@{file_digest(file)}")
+        except OSError as e:
+            raise SeqtuneError(f"data.exclude_similar_to: cannot read {file}: {e.strerror}.") from None
+    reading = {"format": data.format, "column": data.text_column, "header": data.header,
+               "encoding": data.encoding, "max_records": data.max_rows}
+    return StoreSpec(Path(path), reading, compared)
 
 
 class MaskedLMTask(Task):
@@ -70,12 +145,47 @@ class MaskedLMTask(Task):
         return self.masking.whole_word and self.tokenizer.kind != "char"
 
     # ---- data -----------------------------------------------------------------------------
-    def read(self, path: str, split: str) -> Corpus:
+    def read(self, path: str, split: str) -> Corpus | StoredCorpus:
+        # overlapping k-mers are cut by seqtune (kmers.py), not by the tokenizer the store runs: in memory
+        if split == "train" and self.data.token_store and not self.tokenizer.overlapping_kmer:
+            return self._read_into_store(path)
         corpus = read_corpus(path, self.data.format, self.data.text_column, self.data.max_rows, self.data.header,
                              self.data.encoding)
         if split == "train" and self.data.exclude_similar_to:
             corpus = without_near_duplicates(corpus, self.data.exclude_similar_to, self.data.header)
         return corpus
+
+    def _read_into_store(self, path: str) -> StoredCorpus:
+        """The training corpus as a token store: built on the first run (streamed, left-out records
+        skipped), opened by later ones."""
+        d = self.data
+        index = None
+        if d.exclude_similar_to:
+            index = NearDuplicateIndex(read_references(d.exclude_similar_to, d.header))
+
+        def records(info: dict):
+            removed = []
+            for record in iter_corpus(path, d.format, d.text_column, d.max_rows, d.header, d.encoding, info):
+                match = index.match(record.text) if index is not None else None
+                if match is None:
+                    yield record
+                else:
+                    removed.append(f"{record.where} ~ {match.reference} ({match.shared:.0%})")
+                    yield None
+            if index is not None:
+                info["excluded_similar"] = len(removed)
+                info["excluded_shown"] = removed[:5]
+
+        spec = store_spec(d, path)
+        store = open_store(spec, self.tokenizer, records, log=logger.info)
+        info = dict(store.meta["info"])
+        shown = info.pop("excluded_shown", [])
+        if index is not None:
+            n = info["excluded_similar"]
+            logger.info(f"{spec.path.name}: left out {n} of {store.records + n} records sharing >= {THRESHOLD:.0%} "
+                        f"of their {K}-mers with a sequence of {', '.join(d.exclude_similar_to)}"
+                        + (f": {'; '.join(shown)}" if shown else "") + (" ..." if n > 5 else ""))
+        return StoredCorpus(store, spec.path.name, info)
 
     def examples_from_inputs(self, inputs: list[str]) -> Corpus:
         """In-memory texts (the Python API's `predict`) as a corpus."""
@@ -83,7 +193,14 @@ class MaskedLMTask(Task):
             raise SeqtuneError("masked-language-model inputs must be non-empty strings.")
         return Corpus([CorpusRecord(t, f"input {i + 1}") for i, t in enumerate(inputs)], "inputs")
 
-    def encode(self, examples: Corpus, split: str) -> EncodedDataset:
+    def encode(self, examples: Corpus | StoredCorpus, split: str) -> EncodedDataset:
+        if isinstance(examples, StoredCorpus):  # the training corpus: windows read from the store
+            windows = StoreWindows(examples.store, self.options.packing, self.data.max_length,
+                                   self.tokenizer.cls_id, self.tokenizer.sep_id, self.uses_word_ids)
+            info = {"records": examples.store.records, "windows": len(windows),
+                    "chunked_records": windows.info["chunked_records"], "tokens": int(windows.lengths.sum()),
+                    "unknown_tokens": examples.store.meta["unknown_tokens"], **examples.info}
+            return StoredDataset(StoredRecords(examples.store, examples.source), windows, examples.source, info)
         if self.tokenizer.overlapping_kmer:  # a record shorter than k has no whole k-mer (kmers.py)
             require_whole_kmers(((r.text, r.where) for r in examples.records), self.tokenizer.overlapping_kmer)
         features, info = encode_corpus(examples, self.tokenizer, self.data.max_length,

@@ -12,12 +12,14 @@ vocabulary without losing what its embeddings learnt, so a different one is an e
 
 from __future__ import annotations
 
+import itertools
 import time
 from dataclasses import replace
 from pathlib import Path
 
 from seqtune.config import RunConfig
-from seqtune.data.corpus import read_corpus
+from seqtune.data.corpus import iter_corpus, read_corpus
+from seqtune.data.token_store import existing_store
 from seqtune.errors import SeqtuneError
 from seqtune.logs import ensure_console, logger
 from seqtune.models.checkpoint import encoder_config_from_dir
@@ -28,6 +30,8 @@ from seqtune.models.presets import (
     encoder_config,
     write_initial_model,
 )
+from seqtune.tasks.mlm import store_spec
+from seqtune.tokenization import Tokenizer, load_tokenizer
 from seqtune.training.run_dir import new_directory
 from seqtune.training.setup import (
     check_data_files,
@@ -35,7 +39,14 @@ from seqtune.training.setup import (
     require_model,
     train_from_config,
 )
-from seqtune.vocab_builder import VocabSpec, build_tokenizer, same_vocabulary
+from seqtune.vocab_builder import (
+    VocabSpec,
+    build_tokenizer,
+    check_alphabet,
+    corpus_characters,
+    resolve_alphabet,
+    same_vocabulary,
+)
 
 
 def initial_model_dir(cfg: RunConfig) -> Path:
@@ -48,16 +59,50 @@ def prepare_from_scratch(cfg: RunConfig) -> Path:
     """Build tokenizer + random model for `cfg`; returns the new checkpoint directory."""
     check_pretraining_config(cfg)
     spec = cfg.model.vocab or VocabSpec()
-    corpus = read_corpus(cfg.data.train, cfg.data.format, cfg.data.text_column, cfg.data.max_rows, cfg.data.header,
-                         cfg.data.encoding)
-    tokenizer = build_tokenizer(spec, corpus.records, corpus.source)
+    tokenizer = tokenizer_from_corpus(spec, cfg)
+    source = Path(cfg.data.train).name
     arch = cfg.model.architecture or ArchitectureSpec()
     enc_cfg = encoder_config(arch, tokenizer.vocab_size, tokenizer.pad_id, max_length_for(cfg, None))
     path = write_initial_model(initial_model_dir(cfg), enc_cfg, tokenizer, seed=cfg.train.seed)
     ensure_console()
-    logger.info(f"from scratch: {tokenizer.kind} vocabulary of {tokenizer.vocab_size} tokens from {corpus.source}; "
+    logger.info(f"from scratch: {tokenizer.kind} vocabulary of {tokenizer.vocab_size} tokens from {source}; "
         f"encoder {describe(enc_cfg)}; initial model {path}")
     return path
+
+
+def tokenizer_from_corpus(spec: VocabSpec, cfg: RunConfig, chunk: int = 10_000) -> Tokenizer:
+    """The tokenizer `spec` describes, learnt from or checked against the training corpus.
+
+    A character vocabulary streams the corpus in chunks of records (its letters, or the check against
+    a given alphabet), so memory does not grow with the corpus; a WordPiece vocabulary is trained on
+    the corpus read whole."""
+    d = cfg.data
+    records = iter_corpus(d.train, d.format, d.text_column, d.max_rows, d.header, d.encoding)
+    if spec.kind != "char" or spec.path is not None:
+        return build_tokenizer(spec, list(records), Path(d.train).name)
+    source = Path(d.train).name
+    letters = resolve_alphabet(spec.alphabet)
+    if letters is not None and d.token_store:
+        tokenizer = build_tokenizer(spec, (), source)
+        stored = existing_store(store_spec(d, d.train), tokenizer)
+        if stored is not None:  # built from this file with this alphabet: every letter was checked then
+            logger.info(f"{source}: letters already checked against the alphabet (token store {stored})")
+            return tokenizer
+    seen: dict[str, str] = {}
+    for part in iter(lambda: list(itertools.islice(records, chunk)), []):
+        texts = [(r.text, r.where) for r in part]
+        if letters is None:
+            for c, where in corpus_characters(texts, source, spec.lowercase).items():
+                seen.setdefault(c, where)
+        else:  # only records with a character outside the alphabet (set arithmetic, fast) are looked at
+            allowed = set(letters)
+            outside = [(t, w) for t, w in texts
+                       if not set(t.lower() if spec.lowercase else t) <= allowed]
+            check_alphabet(outside, letters, source, spec.lowercase)  # whitespace passes; anything else: error
+    if letters is None and not seen:
+        raise SeqtuneError(f"{source}: the corpus is empty (no characters to build a vocabulary from).")
+    alphabet = spec.alphabet if letters is not None else "".join(sorted(seen))
+    return build_tokenizer(replace(spec, alphabet=alphabet), (), source)
 
 
 def check_continued(cfg: RunConfig) -> None:

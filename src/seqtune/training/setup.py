@@ -25,6 +25,7 @@ from seqtune.inference import (
     load_trained_model,
     resolve_runtime,
 )
+from seqtune.memory import MemorySampler
 from seqtune.models import hf_encoder, hf_tokenizer
 from seqtune.models.checkpoint import encoder_config_from_dir
 from seqtune.models.encoder import check_positions
@@ -147,6 +148,7 @@ def train_from_config(cfg: RunConfig) -> Path:
     ranges were checked when it was read). A run that fails removes its directory unless it has saved
     a model."""
     started = time.time()
+    memory = MemorySampler().start()  # peak memory of the run, for results.json (seqtune/memory.py)
     check_data_files(cfg)
     check_output_dir(cfg.output_dir)
     seed_everything(cfg.train.seed)
@@ -175,6 +177,7 @@ def train_from_config(cfg: RunConfig) -> Path:
 
         model, report = model_for_finetuning(model_path, task)
         model.to(runtime.device)
+        model.encoder.gradient_checkpointing = cfg.train.gradient_checkpointing
         n_params = sum(p.numel() for p in model.parameters())
         log(f"model: {model_path} ({model.encoder.config.num_hidden_layers} layers, hidden "
             f"{model.encoder.config.hidden_size}, {n_params / 1e6:.1f}M parameters) on {runtime.device}, "
@@ -217,6 +220,7 @@ def train_from_config(cfg: RunConfig) -> Path:
         ended = time.time()
         results["run"].update(started=iso_time(started), ended=iso_time(ended),
                               wall_seconds=round(ended - started, 2))
+        results["memory"] = memory.stop()
         run.write_results(results)
         report_at_end_of_run(run.path, log)
         tracking.finish(results, summary["steps"])

@@ -7,6 +7,7 @@ sequence, or sequence / labels / mask lines) is up to the caller. Blank lines an
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -30,20 +31,28 @@ class FastaRecord:
 
 def read_fasta(path: str | Path, max_records: int | None = None, encoding: str = "utf-8") -> list[FastaRecord]:
     """Every record of the file (none for an empty file: callers say what was expected)."""
-    records: list[FastaRecord] = []
-    body: list[str] = []
+    return list(iter_fasta(path, max_records, encoding))
+
+
+def iter_fasta(path: str | Path, max_records: int | None = None, encoding: str = "utf-8") -> Iterator[FastaRecord]:
+    """The records of the file one at a time (a corpus larger than memory is never held whole)."""
+    record: FastaRecord | None = None
+    count = 0
     with open_text(path, encoding) as f:  # not numbered_lines: corpora of millions of lines, one strip each
         for n, line in enumerate(f, start=1):
             text = line.strip()
             if not text or text[0] == ";":
                 continue
             if text[0] == ">":
-                if max_records and len(records) >= max_records:
-                    break
-                body = []
-                records.append(FastaRecord(text[1:], n, len(records) + 1, body))
-            elif not records:
+                if record is not None:
+                    yield record
+                if max_records and count >= max_records:
+                    return
+                count += 1
+                record = FastaRecord(text[1:], n, count, [])
+            elif record is None:
                 raise SeqtuneError(f"{path}:{n}: sequence data before the first '>' header; is this a FASTA file?")
             else:
-                body.append(text)
-    return records
+                record.lines.append(text)
+    if record is not None:
+        yield record
