@@ -21,6 +21,7 @@ from seqtune.config import RunConfig
 from seqtune.data.corpus import iter_corpus, read_corpus
 from seqtune.data.token_store import existing_store
 from seqtune.errors import SeqtuneError
+from seqtune.kmers import require_whole_kmers
 from seqtune.logs import ensure_console, logger
 from seqtune.models.checkpoint import encoder_config_from_dir
 from seqtune.models.hf_tokenizer import checkpoint_tokenizer
@@ -31,7 +32,7 @@ from seqtune.models.presets import (
     write_initial_model,
 )
 from seqtune.tasks.mlm import store_spec
-from seqtune.tokenization import Tokenizer, load_tokenizer
+from seqtune.tokenization import Tokenizer
 from seqtune.training.run_dir import new_directory
 from seqtune.training.setup import (
     check_data_files,
@@ -82,7 +83,7 @@ def tokenizer_from_corpus(spec: VocabSpec, cfg: RunConfig, chunk: int = 10_000) 
         return build_tokenizer(spec, list(records), Path(d.train).name)
     source = Path(d.train).name
     letters = resolve_alphabet(spec.alphabet)
-    if letters is not None and d.token_store:
+    if letters is not None and d.token_store and not spec.kmer_overlap:  # overlapping k-mers: no store (mlm.py)
         tokenizer = build_tokenizer(spec, (), source)
         stored = existing_store(store_spec(d, d.train), tokenizer)
         if stored is not None:  # built from this file with this alphabet: every letter was checked then
@@ -91,6 +92,8 @@ def tokenizer_from_corpus(spec: VocabSpec, cfg: RunConfig, chunk: int = 10_000) 
     seen: dict[str, str] = {}
     for part in iter(lambda: list(itertools.islice(records, chunk)), []):
         texts = [(r.text, r.where) for r in part]
+        if spec.kmer_overlap:
+            require_whole_kmers(texts, spec.kmer)  # before a model is written for a corpus it cannot read
         if letters is None:
             for c, where in corpus_characters(texts, source, spec.lowercase).items():
                 seen.setdefault(c, where)
