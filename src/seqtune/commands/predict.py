@@ -29,16 +29,17 @@ def add_parser(subparsers):
 
 def run(args) -> int:
     from seqtune.api import load
+    from seqtune.files import atomic_write
 
     model = load(args.model_dir, device=args.device, overrides=args.overrides)
     records = model.predict_file(args.input, probabilities=args.probabilities)
-    out = open(args.output, "w", encoding="utf-8") if args.output else sys.stdout
-    try:
+    if args.output:  # written to a temporary name, then renamed: never a torn or half-written file
+        with atomic_write(args.output) as out:
+            for record in records:
+                out.write(json.dumps(record, ensure_ascii=False) + "\n")
+    else:
         for record in records:
-            out.write(json.dumps(record, ensure_ascii=False) + "\n")
-    finally:
-        if args.output:
-            out.close()
+            sys.stdout.write(json.dumps(record, ensure_ascii=False) + "\n")
     if args.output:
         print(f"wrote {len(records)} predictions to {args.output}", file=sys.stderr)
         write_task_files(model.task, records, args.output)
@@ -49,7 +50,9 @@ def write_task_files(task, records: list[dict], output: str) -> None:
     """Files a task adds beside the JSONL (e.g. QA's SQuAD-style {id: answer}): OUT.<suffix>."""
     from pathlib import Path
 
+    from seqtune.files import write_text
+
     for suffix, content in task.prediction_files(records).items():
         path = Path(output).with_suffix(suffix)
-        path.write_text(json.dumps(content, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+        write_text(path, json.dumps(content, indent=2, ensure_ascii=False) + "\n")
         print(f"wrote {path}", file=sys.stderr)
