@@ -175,6 +175,8 @@ class TrainConfig:
     precision: Literal["auto", "fp32", "bf16", "fp16"] = "auto"  # auto: fp32 on CPU, bf16 on GPU
     num_threads: Annotated[int, Range(ge=1)] | None = None  # torch CPU threads (default: torch's choice)
     progress: bool = True  # show a progress bar
+    checkpoint_every_steps: Annotated[int, Range(ge=1)] | None = None  # also save the training state every N optimiser steps (it is saved at each epoch end)
+    keep_checkpoints: Annotated[int, Range(ge=0)] = 2  # newest training-state checkpoints kept in checkpoints/ for --resume; 0: none
 
 
 @dataclass

@@ -1,14 +1,17 @@
 """The task-agnostic training loop: batches in, loss out, evaluate, keep the best.
 
 It knows nothing about any task: the task collates batches, computes the loss and the metrics.
+Everything that decides the rest of a run lives in `LoopState` (plus the model, optimiser, schedule,
+scaler and RNG states): a checkpoint (training/checkpoint.py) saves it, and a run resumed from it
+continues exactly where it was, bit for bit on the same machine.
 """
 
 from __future__ import annotations
 
 import math
 import time
-from dataclasses import dataclass
-from typing import Callable
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
 
 import numpy as np
 import torch
@@ -24,8 +27,10 @@ from seqtune.inference import (
     to_device,
 )
 from seqtune.tasks.base import EncodedDataset, Task
+from seqtune.training import checkpoint as checkpointing
 from seqtune.training.optim import build_optimizer, build_schedule
 from seqtune.training.progress import Progress
+from seqtune.training.stops import StopRequests
 
 
 @dataclass
@@ -45,13 +50,35 @@ class Best:
                 f"{', '.join(scalar_metrics(metrics))}."
             )
         value = metrics[self.metric]
-        better = self.value is None or (value > self.value if self.greater_is_better else value < self.value)
+        if not math.isfinite(value):  # a NaN or infinite metric is never the best model
+            better = False
+        else:
+            better = self.value is None or (value > self.value if self.greater_is_better else value < self.value)
         if better:
             self.value, self.step, self.epoch, self.metrics = value, step, epoch, metrics
             self.evals_without_improvement = 0
         else:
             self.evals_without_improvement += 1
         return better
+
+
+@dataclass
+class LoopState:
+    """Where the loop is: saved in every checkpoint (plain values only) and restored on resume."""
+
+    step: int = 0  # optimiser steps done
+    micro: int = 0  # micro-batches done (an unfinished accumulation holds micro % grad_accum_steps)
+    epoch: int = 0  # epochs started
+    batches: list[list[int]] | None = None  # the current epoch's batches (None: between epochs)
+    position: int = 0  # batches of the current epoch done
+    epoch_rng: dict | None = None  # the state of the generator that orders the next epochs
+    tokens_seen: int = 0
+    train_seconds: float = 0.0
+    loss_sum: float = 0.0  # training loss since the last evaluation
+    loss_count: int = 0
+    early_stopped: bool = False
+    best: dict = field(default_factory=dict)  # Best's fields
+    history: list[dict] = field(default_factory=list)  # the records of metrics.jsonl so far
 
 
 def train(
@@ -65,9 +92,16 @@ def train(
     record: Callable[[dict], None],
     on_best: Callable[[], None],
     strategy: StrategyConfig | None = None,
+    checkpoints: checkpointing.Checkpoints | None = None,
+    resume: dict | None = None,
+    run_hint: str = "RUN_DIR",
 ) -> dict:
     """Train; evaluate on dev each epoch (and every `eval_every_steps`); call `on_best` on improvement.
     `strategy`: per-block learning rates and the Adam variant (see optim.build_optimizer).
+    `checkpoints`: where training state is saved (each epoch end, every `checkpoint_every_steps`, and on
+    SIGINT/SIGTERM, which then end the run with TrainingStopped); `resume`: a state saved there
+    (checkpoint.read_state), whose weights are already in `model`; `run_hint`: the run directory, for
+    the message that says how to resume.
 
     Returns a summary: steps, timing, throughput and the best evaluation.
     """
@@ -84,86 +118,120 @@ def train(
     scaler = torch.amp.GradScaler(enabled=runtime.autocast_dtype == torch.float16)
     metric = cfg.metric or task.primary_metric
     best = Best(metric, task.higher_is_better(metric))
-    log(f"training: {len(train_set.features)} inputs (windows counted apart), {steps_per_epoch} steps/epoch, "
-        f"{total_steps} optimiser steps, lr {cfg.lr:g}")
-
-    step, micro, tokens_seen, train_seconds = 0, 0, 0, 0.0
-    loss_sum, loss_count = 0.0, 0
-    progress = Progress(total_steps, cfg.progress, log)
-    epoch = 0
-    stop = False
+    state = LoopState()
+    if resume is not None:
+        state = LoopState(**checkpointing.restore(resume, model, optimizer, schedule, scaler, task))
+        best = Best(**state.best)
+        rng.bit_generator.state = state.epoch_rng
+        log(f"resumed at optimiser step {state.step} of {total_steps} (epoch {state.epoch}, "
+            f"{state.position} of its batches done)")
+    else:
+        log(f"training: {len(train_set.features)} inputs (windows counted apart), {steps_per_epoch} steps/epoch, "
+            f"{total_steps} optimiser steps, lr {cfg.lr:g}")
+    progress = Progress(total_steps, cfg.progress, log, initial=state.step)
+    stops = StopRequests(log)
 
     def current_lr() -> float:
         """train.lr times the schedule's factor now (blocks with their own rate scale alike)."""
         return cfg.lr * schedule.lr_lambdas[0](schedule.last_epoch)
 
     def run_evaluation() -> None:
-        nonlocal loss_sum, loss_count, stop
-        entry = {"step": step, "epoch": round(step / steps_per_epoch, 3),
-                 "train_loss": loss_sum / max(1, loss_count), "lr": current_lr()}
-        loss_sum, loss_count = 0.0, 0
+        entry = {"step": state.step, "epoch": round(state.step / steps_per_epoch, 3),
+                 "train_loss": state.loss_sum / max(1, state.loss_count), "lr": current_lr()}
+        state.loss_sum, state.loss_count = 0.0, 0
         if dev_set is not None:
             metrics = evaluate(model, task, dev_set, runtime, runtime.eval_batch_tokens)
             entry.update({"split": "dev", **metrics})
-            improved = best.update(metrics, step, entry["epoch"])
-            log(f"eval @ step {step} (epoch {entry['epoch']:g}): {format_metrics(metrics)}"
+            improved = best.update(metrics, state.step, entry["epoch"])
+            log(f"eval @ step {state.step} (epoch {entry['epoch']:g}): {format_metrics(metrics)}"
                 f"{'  *best*' if improved else ''}")
             if improved:
                 on_best()
             patience = cfg.early_stopping_patience
             if patience is not None and best.evals_without_improvement >= patience:
                 log(f"early stopping: no improvement of {best.metric} in {patience} evaluations")
-                stop = True
+                state.early_stopped = True
+        state.history.append(entry)
         record(entry)
         model.train()
 
+    def save_checkpoint() -> str | None:
+        if checkpoints is None or not checkpoints.enabled:
+            return None
+        state.best = asdict(best)
+        state.epoch_rng = rng.bit_generator.state
+        saved = checkpoints.save(state.step, round(state.step / steps_per_epoch, 3),
+                                 checkpointing.capture(model, optimizer, schedule, scaler, task, asdict(state)))
+        return saved.name
+
+    def stop_if_requested() -> None:
+        if stops.requested is not None:
+            progress.close()
+            raise stops.stopped(state.step, run_hint, save_checkpoint())
+
     model.train()
-    while step < total_steps and not stop:
-        batches = epoch_batches if epoch == 0 else batches_of_an_epoch(rng)
-        epoch += 1
-        for idx in batches:
-            start = time.perf_counter()
-            batch = to_device(task.collate([train_set.features[i] for i in idx]), runtime.device)
-            with runtime.autocast():
-                loss = task.loss(model(batch), batch)
-            if not torch.isfinite(loss):
-                raise TrainingDiverged(f"the training loss became {loss.item()} at step {step}; lower train.lr.")
-            scaler.scale(loss / cfg.grad_accum_steps).backward()
-            micro += 1
-            loss_value = loss.item()
-            loss_sum += loss_value
-            loss_count += 1
-            tokens_seen += int(batch["attention_mask"].sum())
-            if micro % cfg.grad_accum_steps == 0:
-                if cfg.max_grad_norm:
-                    scaler.unscale_(optimizer)
-                    torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.max_grad_norm)
-                scaler.step(optimizer)
-                scaler.update()
-                optimizer.zero_grad(set_to_none=True)
-                schedule.step()
-                step += 1
-            train_seconds += time.perf_counter() - start
-            progress.update(step, micro % cfg.grad_accum_steps == 0, loss_value,
-                            tokens_seen / max(train_seconds, 1e-9))
-            if micro % cfg.grad_accum_steps == 0:
-                if cfg.eval_every_steps and step % cfg.eval_every_steps == 0 and step < total_steps:
-                    run_evaluation()
-                if step >= total_steps or stop:
-                    break
-        if not stop:
-            run_evaluation()
-        if epoch >= cfg.epochs:  # token-budget batches: a later epoch can hold fewer steps than the first
-            break
+    with stops:
+        while True:
+            if state.batches is None:  # a new epoch
+                state.batches = epoch_batches if state.epoch == 0 else batches_of_an_epoch(rng)
+                state.epoch += 1
+                state.position = 0
+            while state.position < len(state.batches):
+                idx = state.batches[state.position]
+                start = time.perf_counter()
+                batch = to_device(task.collate([train_set.features[i] for i in idx]), runtime.device)
+                with runtime.autocast():
+                    loss = task.loss(model(batch), batch)
+                if not torch.isfinite(loss):
+                    progress.close()
+                    raise TrainingDiverged(
+                        f"the training loss became {loss.item()} at optimiser step {state.step + 1}; lower "
+                        f"train.lr. The best model so far and the checkpoints written before stay in {run_hint}.")
+                scaler.scale(loss / cfg.grad_accum_steps).backward()
+                state.position += 1
+                state.micro += 1
+                loss_value = loss.item()
+                state.loss_sum += loss_value
+                state.loss_count += 1
+                state.tokens_seen += int(batch["attention_mask"].sum())
+                stepped = state.micro % cfg.grad_accum_steps == 0
+                if stepped:
+                    if cfg.max_grad_norm:
+                        scaler.unscale_(optimizer)
+                        torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.max_grad_norm)
+                    scaler.step(optimizer)
+                    scaler.update()
+                    optimizer.zero_grad(set_to_none=True)
+                    schedule.step()
+                    state.step += 1
+                state.train_seconds += time.perf_counter() - start
+                progress.update(state.step, stepped, loss_value, state.tokens_seen / max(state.train_seconds, 1e-9))
+                if stepped:
+                    stops.after_step(state.step)
+                    if cfg.eval_every_steps and state.step % cfg.eval_every_steps == 0 and state.step < total_steps:
+                        run_evaluation()
+                    if state.step >= total_steps or state.early_stopped:
+                        break
+                    if cfg.checkpoint_every_steps and state.step % cfg.checkpoint_every_steps == 0:
+                        save_checkpoint()
+                    stop_if_requested()
+            if not state.early_stopped:
+                run_evaluation()
+            state.batches = None
+            # token-budget batches: a later epoch can hold fewer steps than the first, so epochs count too
+            if state.epoch >= cfg.epochs or state.step >= total_steps or state.early_stopped:
+                break
+            save_checkpoint()
+            stop_if_requested()
     progress.close()
     if dev_set is None:
         on_best()  # no dev set: the final model is the one kept
     return {
-        "steps": step,
-        "epochs": round(step / steps_per_epoch, 3),
-        "train_seconds": round(train_seconds, 2),
-        "train_tokens": tokens_seen,
-        "tokens_per_second": round(tokens_seen / max(train_seconds, 1e-9), 1),
+        "steps": state.step,
+        "epochs": round(state.step / steps_per_epoch, 3),
+        "train_seconds": round(state.train_seconds, 2),
+        "train_tokens": state.tokens_seen,
+        "tokens_per_second": round(state.tokens_seen / max(state.train_seconds, 1e-9), 1),
         "best": None if best.value is None else {
             "metric": best.metric, "value": best.value, "step": best.step, "epoch": best.epoch,
         },

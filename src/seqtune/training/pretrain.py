@@ -36,7 +36,8 @@ from seqtune.vocab_builder import VocabSpec, build_tokenizer, same_vocabulary
 def initial_model_dir(cfg: RunConfig) -> Path:
     """A new, empty directory for the randomly initialised model of a from-scratch run."""
     stamp = time.strftime("%Y%m%d-%H%M%S")
-    return new_directory(Path(cfg.output_dir) / f"{cfg.name or 'mlm'}-init-{stamp}")
+    # absolute: the run's config.yaml names it as model.path, read again by `seqtune train --resume`
+    return new_directory(Path(cfg.output_dir).absolute() / f"{cfg.name or 'mlm'}-init-{stamp}")
 
 
 def prepare_from_scratch(cfg: RunConfig) -> Path:

@@ -97,13 +97,19 @@ class RunDir:
         self._file = open_log_file(path / "log.txt")
 
     @classmethod
-    def reopen(cls, path: Path, metrics: list[dict]) -> RunDir:
-        """An existing run directory, continued by `seqtune train --resume`: metrics.jsonl is rewritten
-        to `metrics` (the records up to the checkpoint), log.txt is appended to."""
+    def reopen(cls, path: Path) -> RunDir:
+        """An existing run directory, continued by `seqtune train --resume`: log.txt is appended to, the
+        rest is left as it is until training continues (`set_metrics`, ...)."""
         with writing(path / "log.txt"):
-            run = cls(path, resumed=True)
-        run.set_metrics(metrics)
-        return run
+            return cls(path, resumed=True)
+
+    def remove_leftovers(self) -> None:
+        """Temporary files and folders of writes that a kill interrupted (never under a real name)."""
+        for folder in (self.path, self.model_dir, self.checkpoint_dir):
+            if folder.is_dir():
+                for p in folder.glob(".*"):
+                    if p.name.startswith((".model-", ".tmp-")) or p.name.endswith(".tmp"):
+                        shutil.rmtree(p, ignore_errors=True) if p.is_dir() else p.unlink(missing_ok=True)
 
     @classmethod
     def create(cls, cfg: RunConfig) -> RunDir:

@@ -34,7 +34,14 @@ from seqtune.tasks.base import EncodedDataset, Task
 from seqtune.tokenization import load_tokenizer
 from seqtune.training import strategies
 from seqtune.training.caching import model_for_training
+from seqtune.training.checkpoint import (
+    Checkpoints,
+    identity_differences,
+    load_weights,
+    run_identity,
+)
 from seqtune.training.loop import train
+from seqtune.training.resume import ResumePoint
 from seqtune.training.run_dir import RunDir, check_output_dir
 from seqtune.training.strategies import (
     apply_strategy,
@@ -132,16 +139,18 @@ def environment() -> dict:
     return {"versions": versions, "torch_threads": torch.get_num_threads(), "platform": platform.platform()}
 
 
-def train_from_config(cfg: RunConfig) -> Path:
-    """Fine-tune as `cfg` says; returns the run directory (config.yaml, metrics.jsonl, results.json, model/).
+def train_from_config(cfg: RunConfig, resume: ResumePoint | None = None) -> Path:
+    """Fine-tune as `cfg` says; returns the run directory (config.yaml, metrics.jsonl, results.json, model/,
+    checkpoints/). `resume`: continue that run from its checkpoint (training/resume.py) instead.
 
     Everything that can be checked before training is: data files, output_dir, model directory and
     type, max_length against the model's positions, strategy ranges, train.metric (the config's own
     ranges were checked when it was read). A run that fails removes its directory unless it has saved
-    a model."""
+    a model or a checkpoint."""
     started = time.time()
     check_data_files(cfg)
-    check_output_dir(cfg.output_dir)
+    if resume is None:
+        check_output_dir(cfg.output_dir)
     seed_everything(cfg.train.seed)
     source = require_model(cfg)
     model_path = source.path
@@ -154,9 +163,13 @@ def train_from_config(cfg: RunConfig) -> Path:
     task.check_model_type(encoder_cfg.model_type)
     runtime = resolve_runtime(cfg.train)
 
-    with RunDir.create(cfg) as run:
+    with RunDir.create(cfg) if resume is None else RunDir.reopen(resume.run_dir) as run:
         log = run.log
         log(f"run directory: {run.path}")
+        if resume is not None:
+            for skipped in resume.checkpoint.skipped:
+                log(f"warning: checkpoint {skipped}; using the one before it")
+            log(f"resuming from {resume.checkpoint.path}")
         train_set = load_split(task, cfg.data.train, "train", log)
         dev_set = load_split(task, cfg.data.dev, "dev", log) if cfg.data.dev else None
         check_metric(cfg, task)
@@ -174,6 +187,8 @@ def train_from_config(cfg: RunConfig) -> Path:
         # Fine-tuning strategy (training/strategies.py): freeze / re-initialise blocks, per-block learning
         # rates; frozen bottom layers run through FrozenBottomModel, cached when allowed (caching.py).
         frozen_layers = apply_strategy(model, cfg.strategy)
+        if resume is not None:
+            load_weights(model, resume.state)
         log_strategy(cfg, model, log)
         parameters = parameter_counts(model)
         for line in format_counts(parameters):
@@ -181,9 +196,19 @@ def train_from_config(cfg: RunConfig) -> Path:
         trained = model_for_training(model, frozen_layers, cfg.strategy, task, [train_set, dev_set], runtime,
                                      cfg.train.epochs, run.path, log)
 
+        identity = run_identity(task, train_set, dev_set, trained)
+        if resume is not None:
+            differences = identity_differences(resume.checkpoint.manifest["identity"], identity)
+            if differences:
+                raise SeqtuneError(f"--resume {run.path}: the run's data or setup changed since its checkpoint "
+                                   f"({'; '.join(differences)}); it cannot continue exactly. Start a new run.")
+            run.set_metrics(resume.state["loop"]["history"])  # the records up to the checkpoint
+        run.remove_leftovers()
         summary = train(trained, task, train_set, dev_set, cfg.train, runtime, log, run.add_metrics,
                         on_best=lambda: run.save_model(lambda path: save_model(path, model, task, tokenizer)),
-                        strategy=cfg.strategy)
+                        strategy=cfg.strategy,
+                        checkpoints=Checkpoints(run.checkpoint_dir, cfg.train.keep_checkpoints, identity),
+                        resume=None if resume is None else resume.state, run_hint=str(run.path))
 
         dev_metrics = summary.pop("best_metrics")
         results: dict = {"train": summary, "parameters": parameters}
