@@ -181,6 +181,7 @@ class Checkpoints:
         self.directory = directory
         self.keep = keep
         self.identity = identity
+        self.last: str | None = None  # the name of the newest checkpoint this run wrote
 
     @property
     def enabled(self) -> bool:
@@ -202,6 +203,7 @@ class Checkpoints:
         publish_directory(staging, final)
         for old in checkpoint_folders(self.directory)[self.keep:]:
             shutil.rmtree(old, ignore_errors=True)
+        self.last = final.name
         return final
 
 

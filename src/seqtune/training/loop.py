@@ -164,6 +164,14 @@ def train(
                                  checkpointing.capture(model, optimizer, schedule, scaler, task, asdict(state)))
         return saved.name
 
+    def diverged(value: float) -> TrainingDiverged:
+        kept = [f"the best model so far (step {best.step})"] if best.value is not None else []
+        if checkpoints is not None and checkpoints.last is not None:
+            kept.append(f"checkpoint {checkpoints.last}")
+        return TrainingDiverged(
+            f"the training loss became {value} at optimiser step {state.step + 1}; lower train.lr"
+            + (f" ({' and '.join(kept)} kept in {run_hint})." if kept else "."))
+
     def stop_if_requested() -> None:
         if stops.requested is not None:
             progress.close()
@@ -184,9 +192,7 @@ def train(
                     loss = task.loss(model(batch), batch)
                 if not torch.isfinite(loss):
                     progress.close()
-                    raise TrainingDiverged(
-                        f"the training loss became {loss.item()} at optimiser step {state.step + 1}; lower "
-                        f"train.lr. The best model so far and the checkpoints written before stay in {run_hint}.")
+                    raise diverged(loss.item())
                 scaler.scale(loss / cfg.grad_accum_steps).backward()
                 state.position += 1
                 state.micro += 1
