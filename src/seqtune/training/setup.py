@@ -173,6 +173,8 @@ def train_from_config(cfg: RunConfig, resume: ResumePoint | None = None) -> Path
         train_set = load_split(task, cfg.data.train, "train", log)
         dev_set = load_split(task, cfg.data.dev, "dev", log) if cfg.data.dev else None
         check_metric(cfg, task)
+        if cfg.data.test:  # its format and columns are checked now, not after training (it is encoded then)
+            task.read(cfg.data.test, "test")
         log(f"task: {task.describe()}")
 
         model, report = model_for_finetuning(model_path, task)
