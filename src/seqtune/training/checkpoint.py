@@ -95,8 +95,15 @@ def restore_task_generators(task, states: dict) -> None:
 
 # ---- what a checkpoint holds ---------------------------------------------------------------------------
 
-def capture(model: torch.nn.Module, optimizer, schedule, scaler, task, loop: dict) -> dict:
-    """The whole training state, on the CPU."""
+def rank_states(task) -> dict:
+    """This process's random states: the global generators and the task's."""
+    return {"rng": rng_states(), "task_rng": task_generators(task)}
+
+
+def capture(model: torch.nn.Module, optimizer, schedule, scaler, task, loop: dict,
+            ranks: list[dict] | None = None) -> dict:
+    """The whole training state, on the CPU. `ranks`: every process's `rank_states` (several processes
+    under torchrun; the weights, optimiser and loop state are the same in all)."""
     grads = {name: p.grad.detach().cpu().clone() for name, p in model.named_parameters() if p.grad is not None}
     return {
         "model": {k: v.detach().cpu() for k, v in model.state_dict().items()},
@@ -104,13 +111,12 @@ def capture(model: torch.nn.Module, optimizer, schedule, scaler, task, loop: dic
         "schedule": schedule.state_dict(),
         "scaler": scaler.state_dict(),
         "grads": grads,
-        "rng": rng_states(),
-        "task_rng": task_generators(task),
+        "ranks": ranks or [rank_states(task)],
         "loop": json.loads(json.dumps(loop)),  # plain Python values (metrics may hold NumPy floats)
     }
 
 
-def restore(state: dict, model: torch.nn.Module, optimizer, schedule, scaler, task) -> dict:
+def restore(state: dict, model: torch.nn.Module, optimizer, schedule, scaler, task, rank: int = 0) -> dict:
     """Put a captured state back (the model's weights are loaded by `load_weights` before training is
     set up); returns the loop's state. RNG states are restored last, after anything that draws."""
     optimizer.load_state_dict(state["optimizer"])
@@ -119,8 +125,8 @@ def restore(state: dict, model: torch.nn.Module, optimizer, schedule, scaler, ta
     parameters = dict(model.named_parameters())
     for name, grad in state["grads"].items():
         parameters[name].grad = grad.to(parameters[name].device)
-    restore_task_generators(task, state["task_rng"])
-    restore_rng_states(state["rng"])
+    restore_task_generators(task, state["ranks"][rank]["task_rng"])
+    restore_rng_states(state["ranks"][rank]["rng"])
     return state["loop"]
 
 

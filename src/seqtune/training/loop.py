@@ -11,13 +11,14 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable
+from contextlib import nullcontext
 from dataclasses import asdict, dataclass, field
 
 import numpy as np
 import torch
 
 from seqtune.config import StrategyConfig, TrainConfig
-from seqtune.data.batching import training_batches
+from seqtune.data.batching import evaluation_batches, training_batches
 from seqtune.errors import SeqtuneError, TrainingDiverged
 from seqtune.inference import (
     Runtime,
@@ -28,6 +29,8 @@ from seqtune.inference import (
 )
 from seqtune.tasks.base import EncodedDataset, Task
 from seqtune.training import checkpoint as checkpointing
+from seqtune.training import distributed
+from seqtune.training.distributed import SINGLE, World
 from seqtune.training.optim import build_optimizer, build_schedule
 from seqtune.training.progress import Progress
 from seqtune.training.stops import StopRequests
@@ -95,13 +98,16 @@ def train(
     checkpoints: checkpointing.Checkpoints | None = None,
     resume: dict | None = None,
     run_hint: str = "RUN_DIR",
+    world: World = SINGLE,
 ) -> dict:
     """Train; evaluate on dev each epoch (and every `eval_every_steps`); call `on_best` on improvement.
     `strategy`: per-block learning rates and the Adam variant (see optim.build_optimizer).
     `checkpoints`: where training state is saved (each epoch end, every `checkpoint_every_steps`, and on
     SIGINT/SIGTERM, which then end the run with TrainingStopped); `resume`: a state saved there
     (checkpoint.read_state), whose weights are already in `model`; `run_hint`: the run directory, for
-    the message that says how to resume.
+    the message that says how to resume. `world`: this process's place among torchrun's processes
+    (training/distributed.py): each trains on its share of every epoch's batches, through
+    DistributedDataParallel.
 
     Returns a summary: steps, timing, throughput and the best evaluation.
     """
@@ -111,16 +117,17 @@ def train(
         return training_batches(lengths, cfg.batch_size, cfg.max_tokens, generator, cfg.length_buckets)
 
     epoch_batches = batches_of_an_epoch(np.random.default_rng(cfg.seed))
-    steps_per_epoch = math.ceil(len(epoch_batches) / cfg.grad_accum_steps)
+    steps_per_epoch = math.ceil(len(distributed.shard(epoch_batches, world)) / cfg.grad_accum_steps)
     total_steps = max(1, math.ceil(cfg.epochs * steps_per_epoch))
     optimizer = build_optimizer(model, cfg, strategy)
     schedule = build_schedule(optimizer, cfg, total_steps)
     scaler = torch.amp.GradScaler(enabled=runtime.autocast_dtype == torch.float16)
+    net = distributed.wrap(model, world, runtime.device)  # what forward and backward go through
     metric = cfg.metric or task.primary_metric
     best = Best(metric, task.higher_is_better(metric))
     state = LoopState()
     if resume is not None:
-        state = LoopState(**checkpointing.restore(resume, model, optimizer, schedule, scaler, task))
+        state = LoopState(**checkpointing.restore(resume, model, optimizer, schedule, scaler, task, world.rank))
         best = Best(**state.best)
         rng.bit_generator.state = state.epoch_rng
         log(f"resumed at optimiser step {state.step} of {total_steps} (epoch {state.epoch}, "
@@ -140,7 +147,7 @@ def train(
                  "train_loss": state.loss_sum / max(1, state.loss_count), "lr": current_lr()}
         state.loss_sum, state.loss_count = 0.0, 0
         if dev_set is not None:
-            metrics = evaluate(model, task, dev_set, runtime, runtime.eval_batch_tokens)
+            metrics = distributed_evaluate(model, task, dev_set, runtime, world)
             entry.update({"split": "dev", **metrics})
             improved = best.update(metrics, state.step, entry["epoch"])
             log(f"eval @ step {state.step} (epoch {entry['epoch']:g}): {format_metrics(metrics)}"
@@ -160,8 +167,11 @@ def train(
             return None
         state.best = asdict(best)
         state.epoch_rng = rng.bit_generator.state
+        ranks = distributed.all_gather(checkpointing.rank_states(task), world)  # every rank's RNGs
+        if not world.is_main:
+            return None
         saved = checkpoints.save(state.step, round(state.step / steps_per_epoch, 3),
-                                 checkpointing.capture(model, optimizer, schedule, scaler, task, asdict(state)))
+                                 checkpointing.capture(model, optimizer, schedule, scaler, task, asdict(state), ranks))
         return saved.name
 
     def diverged(value: float) -> TrainingDiverged:
@@ -173,6 +183,8 @@ def train(
             + (f" ({' and '.join(kept)} kept in {run_hint})." if kept else "."))
 
     def stop_if_requested() -> None:
+        if world.distributed:  # every process stops at the same step (signals reach them at different times)
+            stops.requested = max(r or 0 for r in distributed.all_gather(stops.requested, world)) or None
         if stops.requested is not None:
             progress.close()
             raise stops.stopped(state.step, run_hint, save_checkpoint())
@@ -184,19 +196,23 @@ def train(
                 state.batches = epoch_batches if state.epoch == 0 else batches_of_an_epoch(rng)
                 state.epoch += 1
                 state.position = 0
-            while state.position < len(state.batches):
-                idx = state.batches[state.position]
+            mine = distributed.shard(state.batches, world)
+            while state.position < len(mine):
+                idx = mine[state.position]
                 start = time.perf_counter()
                 batch = to_device(task.collate([train_set.features[i] for i in idx]), runtime.device)
-                with runtime.autocast():
-                    loss = task.loss(model(batch), batch)
-                if not torch.isfinite(loss):
-                    progress.close()
-                    raise diverged(loss.item())
-                scaler.scale(loss / cfg.grad_accum_steps).backward()
+                stepping = (state.micro + 1) % cfg.grad_accum_steps == 0
+                # gradients are averaged over the processes at the last micro-batch of a step only
+                with net.no_sync() if world.distributed and not stepping else nullcontext():
+                    with runtime.autocast():
+                        loss = task.loss(net(batch), batch)
+                    loss_value = distributed.mean_over_ranks(loss.item(), world)  # over every process's batch
+                    if not math.isfinite(loss_value):
+                        progress.close()
+                        raise diverged(loss_value)
+                    scaler.scale(loss / cfg.grad_accum_steps).backward()
                 state.position += 1
                 state.micro += 1
-                loss_value = loss.item()
                 state.loss_sum += loss_value
                 state.loss_count += 1
                 state.tokens_seen += int(batch["attention_mask"].sum())
@@ -232,14 +248,34 @@ def train(
     progress.close()
     if dev_set is None:
         on_best()  # no dev set: the final model is the one kept
+    tokens = sum(distributed.all_gather(state.tokens_seen, world))  # of every process
     return {
         "steps": state.step,
         "epochs": round(state.step / steps_per_epoch, 3),
         "train_seconds": round(state.train_seconds, 2),
-        "train_tokens": state.tokens_seen,
-        "tokens_per_second": round(state.tokens_seen / max(state.train_seconds, 1e-9), 1),
+        "train_tokens": tokens,
+        "tokens_per_second": round(tokens / max(state.train_seconds, 1e-9), 1),
+        "processes": world.size,
         "best": None if best.value is None else {
             "metric": best.metric, "value": best.value, "step": best.step, "epoch": best.epoch,
         },
         "best_metrics": best.metrics,  # the best evaluation's full metrics (None without a dev set)
     }
+
+
+def distributed_evaluate(model, task: Task, dataset: EncodedDataset, runtime: Runtime, world: World) -> dict:
+    """`evaluate` with the batches shared among the processes and the outputs gathered: every process
+    gets the same metrics."""
+    if not world.distributed:
+        return evaluate(model, task, dataset, runtime, runtime.eval_batch_tokens)
+    batches = evaluation_batches(dataset.lengths, runtime.eval_batch_tokens)[world.rank::world.size]
+    model.eval()
+    outputs = {}
+    with torch.inference_mode(), runtime.autocast():
+        for idx in batches:
+            batch = to_device(task.collate([dataset.features[i] for i in idx]), runtime.device)
+            outputs.update(zip(idx, task.split_outputs(model(batch), batch)))
+    gathered = {}
+    for part in distributed.all_gather(outputs, world):
+        gathered.update(part)
+    return task.metrics([gathered[i] for i in range(len(dataset.features))], dataset)

@@ -32,7 +32,7 @@ from seqtune.models.task_model import model_for_finetuning, save_model
 from seqtune.tasks import task_class
 from seqtune.tasks.base import EncodedDataset, Task
 from seqtune.tokenization import load_tokenizer
-from seqtune.training import strategies
+from seqtune.training import distributed, strategies
 from seqtune.training.caching import model_for_training
 from seqtune.training.checkpoint import (
     Checkpoints,
@@ -162,8 +162,28 @@ def train_from_config(cfg: RunConfig, resume: ResumePoint | None = None) -> Path
     task = task_class(cfg.task.type)(cfg.task, cfg.data, tokenizer)
     task.check_model_type(encoder_cfg.model_type)
     runtime = resolve_runtime(cfg.train)
+    world = distributed.start(runtime.device)  # several processes under torchrun; rank 0 writes
+    runtime.device = distributed.device_for(world, runtime.device)
+    try:
+        return run_training(cfg, resume, world, runtime, source, task, tokenizer, started)
+    finally:
+        distributed.stop(world)
 
-    with RunDir.create(cfg) if resume is None else RunDir.reopen(resume.run_dir) as run:
+
+def open_run(cfg: RunConfig, resume: ResumePoint | None, world: distributed.World):
+    """The run directory (rank 0), or a `distributed.Follower` that writes nothing (other ranks)."""
+    if not world.is_main:
+        distributed.quiet_logs()
+        return distributed.Follower(distributed.broadcast(None, world), world)
+    run = RunDir.create(cfg) if resume is None else RunDir.reopen(resume.run_dir)
+    distributed.broadcast(str(run.path), world)
+    return run
+
+
+def run_training(cfg: RunConfig, resume: ResumePoint | None, world: distributed.World, runtime, source, task,
+                 tokenizer, started: float) -> Path:
+    model_path = source.path
+    with open_run(cfg, resume, world) as run:
         log = run.log
         log(f"run directory: {run.path}")
         if resume is not None:
@@ -198,7 +218,7 @@ def train_from_config(cfg: RunConfig, resume: ResumePoint | None = None) -> Path
         trained = model_for_training(model, frozen_layers, cfg.strategy, task, [train_set, dev_set], runtime,
                                      cfg.train.epochs, run.path, log)
 
-        identity = run_identity(task, train_set, dev_set, trained)
+        identity = run_identity(task, train_set, dev_set, trained, world.size)
         if resume is not None:
             differences = identity_differences(resume.checkpoint.manifest["identity"], identity)
             if differences:
@@ -210,7 +230,7 @@ def train_from_config(cfg: RunConfig, resume: ResumePoint | None = None) -> Path
                         on_best=lambda: run.save_model(lambda path: save_model(path, model, task, tokenizer)),
                         strategy=cfg.strategy,
                         checkpoints=Checkpoints(run.checkpoint_dir, cfg.train.keep_checkpoints, identity),
-                        resume=None if resume is None else resume.state, run_hint=str(run.path))
+                        resume=None if resume is None else resume.state, run_hint=str(run.path), world=world)
 
         dev_metrics = summary.pop("best_metrics")
         results: dict = {"train": summary, "parameters": parameters}
@@ -219,7 +239,7 @@ def train_from_config(cfg: RunConfig, resume: ResumePoint | None = None) -> Path
         results["run"] = {**environment(), **source.run_info(), "device": str(runtime.device),
                           "precision": runtime.precision}
         error = None
-        if cfg.data.test:
+        if cfg.data.test and world.is_main:
             try:
                 _, best_model = load_trained_model(run.model_dir)
                 best_model.to(runtime.device)
@@ -233,11 +253,12 @@ def train_from_config(cfg: RunConfig, resume: ResumePoint | None = None) -> Path
         results["run"].update(started=iso_time(started), ended=iso_time(ended),
                               wall_seconds=round(ended - started, 2))
         run.write_results(results)
-        log(f"saved: {run.model_dir}")
+        if world.is_main:
+            log(f"saved: {run.model_dir}")
         if error is not None:
             raise SeqtuneError(f"the final test evaluation failed (training results are in "
                                f"{run.path / 'results.json'}): {error}")
-    return run.path
+    return Path(run.hint) if isinstance(run, distributed.Follower) else run.path
 
 
 def iso_time(seconds: float) -> str:

@@ -1,0 +1,71 @@
+"""Data-parallel training under torchrun (gloo, 2 CPU processes) takes the steps of one process with the
+same global batch: the loss after each step within 1e-5, the same final weights and test metrics."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+from conftest import write_sentiment_tsv
+from safetensors.torch import load_file
+
+from seqtune.cli import main
+from seqtune.training.checkpoint import identity_differences
+from seqtune.training.distributed import World, shard
+
+
+def test_each_process_takes_every_nth_batch_of_an_epoch_cut_to_a_multiple_of_n():
+    batches = [[i] for i in range(7)]
+    assert shard(batches, World(0, 2)) == [[0], [2], [4]] and shard(batches, World(1, 2)) == [[1], [3], [5]]
+    assert shard(batches, World(0, 1)) == batches
+
+
+def test_a_run_resumes_only_on_its_number_of_processes():
+    assert identity_differences({"world_size": 2}, {"world_size": 1}) == ["world_size: 2 when checkpointed, 1 now"]
+
+
+@pytest.fixture
+def dropout_free(tmp_path, tiny_checkpoint):
+    """Without dropout the two runs draw no random numbers in training, so they can agree step by step."""
+    import shutil
+
+    model = tmp_path / "tiny0"
+    shutil.copytree(tiny_checkpoint, model)
+    config = json.loads((model / "config.json").read_text())
+    (model / "config.json").write_text(json.dumps({**config, "hidden_dropout_prob": 0.0,
+                                                   "attention_probs_dropout_prob": 0.0}))
+    return model
+
+
+def test_two_processes_match_one_with_the_same_global_batch(tmp_path, dropout_free):
+    data = write_sentiment_tsv(tmp_path / "train.tsv", n=40)  # 10 batches of 4: 5 per process
+    test = write_sentiment_tsv(tmp_path / "test.tsv", n=16, seed=5)
+    common = [f"model.path={dropout_free}", f"data.train={data}", f"data.test={test}", "task.type=classification",
+              "data.text_column=sentence", "train.epochs=2", "train.batch_size=4", "train.lr=1e-2",
+              "train.eval_every_steps=1", "train.progress=false", "train.num_threads=1"]
+
+    def sets(*items):
+        return [x for item in items for x in ("--set", item)]
+
+    assert main(["train", *sets(*common, "train.grad_accum_steps=2", f"output_dir={tmp_path / 'one'}")]) == 0
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": os.pathsep.join(sys.path)}
+    done = subprocess.run([sys.executable, "-m", "seqtune", "train", "--nproc", "2",
+                           *sets(*common, f"output_dir={tmp_path / 'two'}")],
+                          env=env, capture_output=True, text=True, timeout=600, check=False)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert len(done.stdout.strip().splitlines()) == 1  # one run directory, printed once
+    (one,), (two,) = (tmp_path / "one").iterdir(), (tmp_path / "two").iterdir()
+    losses = [[json.loads(line)["train_loss"] for line in (run / "metrics.jsonl").read_text().splitlines()]
+              for run in (one, two)]
+    assert len(losses[0]) == len(losses[1]) >= 10 and losses[0][0] != losses[0][1]  # one record per step (+ epoch ends)
+    assert losses[1] == pytest.approx(losses[0], abs=1e-5)
+    a, b = (load_file(run / "model" / "model.safetensors") for run in (one, two))
+    assert a.keys() == b.keys() and max((a[k] - b[k]).abs().max().item() for k in a) < 1e-5
+    results = [json.loads((run / "results.json").read_text()) for run in (one, two)]
+    assert results[1]["train"]["processes"] == 2 and results[1]["train"]["steps"] == results[0]["train"]["steps"]
+    assert results[1]["train"]["train_tokens"] == results[0]["train"]["train_tokens"]
+    assert results[1]["test"]["accuracy"] == results[0]["test"]["accuracy"]
+    assert results[1]["test"]["f1_macro"] == pytest.approx(results[0]["test"]["f1_macro"], abs=1e-9)
