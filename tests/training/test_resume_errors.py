@@ -76,6 +76,8 @@ def test_a_second_ctrl_c_stops_at_once():
     with StopRequests(messages.append) as stops:
         os.kill(os.getpid(), signal.SIGINT)
         assert stops.requested == signal.SIGINT and "Ctrl-C again" in messages[0]
+        os.kill(os.getpid(), signal.SIGTERM)  # e.g. torchrun's agent passing the stop on: changes nothing
+        assert stops.requested == signal.SIGINT
         with pytest.raises(KeyboardInterrupt):
             os.kill(os.getpid(), signal.SIGINT)
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # the old handler is back

@@ -109,6 +109,16 @@ def mean_over_ranks(value: float, world: World) -> float:
     return float(tensor.item()) / world.size
 
 
+def decorrelate(task, world: World) -> None:
+    """Reseed the task's own torch generators (MLM masking) per rank, so that the processes do not draw
+    the same random pattern for their different batches; rank 0 keeps the single-process seed."""
+    if not world.distributed or world.rank == 0:
+        return
+    for value in vars(task).values():
+        if isinstance(value, torch.Generator):
+            value.manual_seed(value.initial_seed() + world.rank)
+
+
 def wrap(model: torch.nn.Module, world: World, device: torch.device) -> torch.nn.Module:
     """The module the loop calls: DistributedDataParallel over `model` when several processes train."""
     if not world.distributed:

@@ -133,6 +133,7 @@ def train(
         log(f"resumed at optimiser step {state.step} of {total_steps} (epoch {state.epoch}, "
             f"{state.position} of its batches done)")
     else:
+        distributed.decorrelate(task, world)
         log(f"training: {len(train_set.features)} inputs (windows counted apart), {steps_per_epoch} steps/epoch, "
             f"{total_steps} optimiser steps, lr {cfg.lr:g}")
     progress = Progress(total_steps, cfg.progress, log, initial=state.step)
@@ -187,7 +188,8 @@ def train(
             stops.requested = max(r or 0 for r in distributed.all_gather(stops.requested, world)) or None
         if stops.requested is not None:
             progress.close()
-            raise stops.stopped(state.step, run_hint, save_checkpoint())
+            saved = distributed.broadcast(save_checkpoint(), world)  # rank 0 writes it
+            raise stops.stopped(state.step, run_hint, saved)
 
     model.train()
     with stops:

@@ -2,8 +2,9 @@
 
 While training, `StopRequests` replaces the two handlers: the first signal only records itself (the
 loop checks `requested` after each optimiser step, writes a checkpoint and raises `TrainingStopped`,
-which the CLI turns into one line saying how to resume and exit status 130 or 143). A second signal
-stops at once: Ctrl-C raises KeyboardInterrupt, SIGTERM ends the process with the default action.
+which the CLI turns into one line saying how to resume and exit status 130 or 143). A second Ctrl-C
+stops at once (KeyboardInterrupt); a SIGTERM after the first request changes nothing (torchrun's agent
+sends one to its workers when it is stopped itself).
 The old handlers come back when training ends. Outside the main thread nothing is installed.
 
 Test-only hook: with SEQTUNE_TEST_SIGNAL_AT_STEP="N:KILL" (or "N:TERM", "N:INT") the process sends
@@ -42,15 +43,13 @@ class StopRequests:
         self._old = {}
 
     def _handle(self, signum, frame) -> None:
-        if self.requested is not None:  # the second request: stop at once
+        if self.requested is not None:  # already stopping: a second Ctrl-C stops at once
             if signum == signal.SIGINT:
                 raise KeyboardInterrupt
-            signal.signal(signum, signal.SIG_DFL)
-            os.kill(os.getpid(), signum)
-            return
+            return  # a SIGTERM after it (torchrun's agent passing the stop on) changes nothing
         self.requested = signum
         self.log(f"{signal.Signals(signum).name}: stopping after the current optimiser step with a checkpoint "
-                 f"({'press Ctrl-C again' if signum == signal.SIGINT else 'send it again'} to stop at once)")
+                 "(press Ctrl-C again to stop at once)")
 
     def after_step(self, step: int) -> None:
         """Called after each optimiser step: the test hook's signal, if it is due."""
