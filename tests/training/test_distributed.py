@@ -69,3 +69,32 @@ def test_two_processes_match_one_with_the_same_global_batch(tmp_path, dropout_fr
     assert results[1]["train"]["train_tokens"] == results[0]["train"]["train_tokens"]
     assert results[1]["test"]["accuracy"] == results[0]["test"]["accuracy"]
     assert results[1]["test"]["f1_macro"] == pytest.approx(results[0]["test"]["f1_macro"], abs=1e-9)
+
+
+def test_a_two_process_run_stopped_by_sigterm_resumes_exactly(tmp_path, tiny_checkpoint):
+    """With dropout: every process's RNG states are in the checkpoint, so the resumed run draws the
+    masks the uninterrupted one drew."""
+    data = write_sentiment_tsv(tmp_path / "train.tsv", n=32)
+    common = [f"model.path={tiny_checkpoint}", f"data.train={data}", f"data.dev={data}", "task.type=classification",
+              "data.text_column=sentence", "train.epochs=2", "train.batch_size=4", "train.lr=1e-2",
+              "train.progress=false", "train.num_threads=1"]
+
+    def seqtune(*args, **env):
+        return subprocess.run([sys.executable, "-m", "seqtune", *args],
+                              env={**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": os.pathsep.join(sys.path),
+                                   **env}, capture_output=True, text=True, timeout=600, check=False)
+
+    def sets(*items):
+        return [x for item in items for x in ("--set", item)]
+
+    done = seqtune("train", "--nproc", "2", *sets(*common, f"output_dir={tmp_path / 'whole'}"))
+    assert done.returncode == 0, done.stderr[-3000:]
+    stopped = seqtune("train", "--nproc", "2", *sets(*common, f"output_dir={tmp_path / 'stopped'}"),
+                      SEQTUNE_TEST_SIGNAL_AT_STEP="3:TERM")
+    assert stopped.returncode != 0 and "stopped by SIGTERM after optimiser step 3" in stopped.stderr
+    (run,) = (tmp_path / "stopped").iterdir()
+    resumed = seqtune("train", "--resume", str(run), "--nproc", "2")
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    (whole,) = (tmp_path / "whole").iterdir()
+    assert (run / "model" / "model.safetensors").read_bytes() == (whole / "model" / "model.safetensors").read_bytes()
+    assert (run / "metrics.jsonl").read_text() == (whole / "metrics.jsonl").read_text()
