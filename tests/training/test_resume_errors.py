@@ -141,3 +141,10 @@ def test_a_nan_metric_is_never_the_best():
     assert not best.update({"accuracy": math.nan}, 1, 0.5) and best.value is None
     assert best.update({"accuracy": 0.4}, 2, 1.0) and not best.update({"accuracy": math.nan}, 3, 1.5)
     assert best.value == 0.4 and best.evals_without_improvement == 1
+
+
+def test_a_finished_run_keeps_no_checkpoints(data, tiny_checkpoint, tmp_path):
+    assert main(args(data, tiny_checkpoint, tmp_path / "runs", "train.epochs=2")) == 0
+    (run,) = (tmp_path / "runs").iterdir()
+    assert (run / "model").is_dir() and not (run / "checkpoints").exists()
+    assert sorted(p.name for p in run.iterdir()) == ["config.yaml", "log.txt", "metrics.jsonl", "model", "results.json"]

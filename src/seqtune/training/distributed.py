@@ -164,6 +164,9 @@ class Follower:
     def remove_leftovers(self) -> None:
         pass
 
+    def remove_checkpoints(self) -> None:
+        pass
+
     def __enter__(self) -> Follower:
         return self
 

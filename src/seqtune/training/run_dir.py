@@ -103,6 +103,9 @@ class RunDir:
         with writing(path / "log.txt"):
             return cls(path, resumed=True)
 
+    def remove_checkpoints(self) -> None:
+        shutil.rmtree(self.checkpoint_dir, ignore_errors=True)
+
     def remove_leftovers(self) -> None:
         """Temporary files and folders of writes that a kill interrupted (never under a real name)."""
         for folder in (self.path, self.model_dir, self.checkpoint_dir):

@@ -253,6 +253,7 @@ def run_training(cfg: RunConfig, resume: ResumePoint | None, world: distributed.
         results["run"].update(started=iso_time(started), ended=iso_time(ended),
                               wall_seconds=round(ended - started, 2))
         run.write_results(results)
+        run.remove_checkpoints()  # they serve only to resume, and a finished run is not resumed
         if world.is_main:
             log(f"saved: {run.model_dir}")
         if error is not None:
