@@ -6,7 +6,7 @@ A checkpoint is a folder `checkpoints/step-00000120/` of the run directory:
     state.pt         torch.save of: the trained module's weights (encoder + head), the optimiser,
                      learning-rate schedule and gradient scaler states, gradients of an unfinished
                      accumulation, every RNG state (Python, NumPy, torch CPU and CUDA, the task's own
-                     generators such as MLM masking), and the loop's state (`loop.LoopState`: data
+                     generators, `Task.random_generators`, such as MLM masking), and the loop's state (`loop.LoopState`: data
                      order of the epoch and the position in it, accumulation position, best metric and
                      its step, early-stopping counter, metrics history, tokens and time so far)
     checkpoint.json  written last: format, seqtune version, step, the run's identity (data sizes, the
@@ -33,6 +33,7 @@ import torch
 
 from seqtune.errors import SeqtuneError
 from seqtune.files import publish_directory, write_text
+from seqtune.training.caching import FrozenBottomModel
 
 FORMAT = 1
 MANIFEST = "checkpoint.json"
@@ -45,10 +46,8 @@ def seqtune_version() -> str:
 
     try:
         return version("seqtune")
-    except PackageNotFoundError:
-        from seqtune import __version__
-
-        return __version__
+    except PackageNotFoundError:  # a source tree that is not installed
+        return "unknown"
 
 
 # ---- random states -----------------------------------------------------------------------------------
@@ -73,24 +72,14 @@ def restore_rng_states(states: dict) -> None:
 
 
 def task_generators(task) -> dict:
-    """The states of the generators a task draws from during training (attributes holding a
-    torch.Generator or a numpy Generator, e.g. MLM masking's): a task needs no code to be resumable."""
-    states = {}
-    for name, value in vars(task).items():
-        if isinstance(value, torch.Generator):
-            states[name] = value.get_state()
-        elif isinstance(value, np.random.Generator):
-            states[name] = value.bit_generator.state
-    return states
+    """The states of the generators a task draws from while training (`Task.random_generators`)."""
+    return {name: generator.get_state() for name, generator in task.random_generators().items()}
 
 
 def restore_task_generators(task, states: dict) -> None:
+    generators = task.random_generators()
     for name, state in states.items():
-        value = getattr(task, name)
-        if isinstance(value, torch.Generator):
-            value.set_state(state)
-        else:
-            value.bit_generator.state = state
+        generators[name].set_state(state)
 
 
 # ---- what a checkpoint holds ---------------------------------------------------------------------------
@@ -138,13 +127,14 @@ def load_weights(model: torch.nn.Module, state: dict) -> None:
 def run_identity(task, train_set, dev_set, model: torch.nn.Module, world_size: int = 1) -> dict:
     """What must be the same when a run is resumed: the data as the task encoded it, the task's fitted
     state (label map, ...), the activation cache's settings and the number of processes."""
-    cache = getattr(model, "cache", None)
+    frozen = isinstance(model, FrozenBottomModel)
+    cache = model.cache if frozen else None
     return {
         "task_state": json.loads(json.dumps(task.state(), default=str)),
         "train": {"features": len(train_set.features), "tokens": int(sum(train_set.lengths))},
         "dev": None if dev_set is None else {"features": len(dev_set.features), "tokens": int(sum(dev_set.lengths))},
         "activation_cache": {
-            "frozen_layers": getattr(model, "frozen_layers", None),
+            "frozen_layers": model.frozen_layers if frozen else None,
             "cached": cache is not None,
             "storage": None if cache is None else ("memory-mapped file" if cache.on_disk else str(cache.storage.dtype)),
         },

@@ -114,9 +114,8 @@ def decorrelate(task, world: World) -> None:
     the same random pattern for their different batches; rank 0 keeps the single-process seed."""
     if not world.distributed or world.rank == 0:
         return
-    for value in vars(task).values():
-        if isinstance(value, torch.Generator):
-            value.manual_seed(value.initial_seed() + world.rank)
+    for generator in task.random_generators().values():
+        generator.manual_seed(generator.initial_seed() + world.rank)
 
 
 def wrap(model: torch.nn.Module, world: World, device: torch.device) -> torch.nn.Module:
