@@ -24,7 +24,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "tests"))
 
-from conftest import write_sentiment_tsv, write_tiny_checkpoint  # noqa: E402
+from conftest import write_sentiment_tsv, write_tiny_checkpoint
 
 
 def rss_anon_kb(pid: int) -> int | None:
@@ -53,7 +53,7 @@ def peak_memory(command: list[str]) -> tuple[int, float, int]:
 
 def write_lines(path: Path, n: int, seed: int = 0) -> None:
     rng = random.Random(seed)
-    words = "the a film movie good great bad awful not very fun dull plot actors love hate story".split()
+    words = ["the", "a", "film", "movie", "good", "great", "bad", "awful", "not", "very", "fun", "dull", "plot", "actors", "love", "hate", "story"]
     with path.open("w") as f:
         f.write("sentence\tlabel\n")
         for _ in range(n):

@@ -3,8 +3,6 @@ as predicting the whole file at once; the output file is written atomically."""
 
 from __future__ import annotations
 
-import json
-
 import pytest
 from conftest import write_sentiment_tsv
 

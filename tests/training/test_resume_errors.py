@@ -36,7 +36,11 @@ def data(tmp_path) -> Path:
 
 def stopped_run(data, checkpoint, out, monkeypatch, at: int = 7, how: str = "TERM", *extra) -> Path:
     monkeypatch.setenv(TEST_HOOK, f"{at}:{how}")
-    code = main(args(data, checkpoint, out, *extra))
+    before = signal.signal(signal.SIGINT, signal.default_int_handler)  # as in a terminal (not ignored)
+    try:
+        code = main(args(data, checkpoint, out, *extra))
+    finally:
+        signal.signal(signal.SIGINT, before)
     monkeypatch.delenv(TEST_HOOK)
     assert code == 128 + getattr(signal, f"SIG{how}")
     (run,) = out.iterdir()
@@ -73,6 +77,7 @@ def test_ctrl_c_stops_cleanly_and_the_message_says_how_to_resume(data, tiny_chec
 
 def test_a_second_ctrl_c_stops_at_once():
     messages = []
+    before = signal.signal(signal.SIGINT, signal.default_int_handler)  # as in a terminal
     with StopRequests(messages.append) as stops:
         os.kill(os.getpid(), signal.SIGINT)
         assert stops.requested == signal.SIGINT and "Ctrl-C again" in messages[0]
@@ -81,6 +86,17 @@ def test_a_second_ctrl_c_stops_at_once():
         with pytest.raises(KeyboardInterrupt):
             os.kill(os.getpid(), signal.SIGINT)
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # the old handler is back
+    signal.signal(signal.SIGINT, before)
+
+
+def test_an_ignored_signal_stays_ignored():
+    before = signal.signal(signal.SIGINT, signal.SIG_IGN)  # a command started with `&` by a script
+    try:
+        with StopRequests(print) as stops:
+            os.kill(os.getpid(), signal.SIGINT)
+            assert stops.requested is None
+    finally:
+        signal.signal(signal.SIGINT, before)
 
 
 @pytest.mark.parametrize("case", ["no_dir", "not_a_run", "missing_file", "version", "changed_setting",
