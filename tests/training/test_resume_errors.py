@@ -62,6 +62,7 @@ def test_a_corrupt_newest_checkpoint_falls_back_to_the_one_before(data, tiny_che
     log = (run / "log.txt").read_text()
     assert "warning: checkpoint step-00000007: its file state.pt does not match the checksum" in log
     assert "resumed at optimiser step 6 " in log
+    assert not (run / "checkpoints").exists()  # the broken one too: removed with the rest at the end
     assert (run / "model" / "model.safetensors").read_bytes() == (reference / "model" / "model.safetensors").read_bytes()
     assert json.loads((run / "results.json").read_text())["dev"] == json.loads((reference / "results.json").read_text())["dev"]
 

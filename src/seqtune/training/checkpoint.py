@@ -197,7 +197,11 @@ class Checkpoints:
         if final.exists():  # the same step again (a resumed run passing a skipped, broken checkpoint)
             shutil.rmtree(final)
         publish_directory(staging, final)
-        for old in checkpoint_folders(self.directory)[self.keep:]:
+        folders = checkpoint_folders(self.directory)
+        for stale in [f for f in folders if int(f.name[len(PREFIX):]) > step]:  # broken ones a resume skipped
+            shutil.rmtree(stale, ignore_errors=True)
+            folders.remove(stale)
+        for old in folders[self.keep:]:
             shutil.rmtree(old, ignore_errors=True)
         self.last = final.name
         return final
