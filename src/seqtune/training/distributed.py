@@ -1,12 +1,13 @@
 """Data-parallel training under torchrun: DistributedDataParallel, gloo on CPU, NCCL on GPU.
 
 `torchrun --nproc_per_node N -m seqtune train CONFIG` (or `seqtune train CONFIG --nproc N`, which starts
-torchrun) runs N processes. Every process builds the same epoch batches from the seed; process r trains
-on batches r, r+N, r+2N, ... (an epoch is cut to a multiple of N batches), and each optimiser step
-averages the gradients of N x train.grad_accum_steps batches. So a run on N processes takes the same
-steps as one process with grad_accum_steps multiplied by N (the same losses, up to float rounding,
-without dropout). With `train.max_tokens`, every batch holds about the same number of (padded) tokens,
-so the processes get similar work per step.
+torchrun) runs N processes. Every process builds the same epoch batches from the seed and takes one
+batch of every N consecutive ones (an epoch is cut to a multiple of N batches; `shard` balances the
+real tokens of each process within an optimiser step when it accumulates several batches); each
+optimiser step averages the gradients of N x train.grad_accum_steps batches. So a run on N processes
+takes the same steps as one process with grad_accum_steps multiplied by N (the same losses, up to
+float rounding, without dropout). With `train.max_tokens`, every batch holds about the same number of
+(padded) tokens, so the processes get similar work per step either way.
 
 Evaluation is sharded the same way (every N-th length-sorted batch) and the outputs gathered, so every
 process computes the same metrics and takes the same decisions (best model, early stopping). Only
@@ -74,13 +75,32 @@ def stop(world: World) -> None:
         dist.destroy_process_group()
 
 
-def shard(batches: list[list[int]], world: World) -> list[list[int]]:
-    """This process's batches of an epoch: every size-th one from its rank, the epoch cut to a multiple
-    of size batches so every process takes the same number of steps."""
+def shard(batches: list[list[int]], world: World, lengths: list[int] | None = None, accum: int = 1,
+          micro: int = 0) -> list[list[int]]:
+    """This process's batches of an epoch. The epoch is cut to a multiple of `size` batches and read in
+    rounds of `size` consecutive batches, one per process: an optimiser step takes `accum` rounds, so
+    it averages the same batches whatever process computes which. Within a round, the batch with the
+    most real tokens (`lengths` per example) goes to the process with the fewest tokens so far in the
+    step: the processes get similar work when `accum` > 1. `micro`: micro-batches each process had done
+    when the epoch began (a step can span two epochs)."""
     if not world.distributed:
         return batches
     usable = len(batches) - len(batches) % world.size
-    return batches[world.rank:usable:world.size]
+    mine = []
+    totals = [0] * world.size
+    for start in range(0, usable, world.size):
+        if micro % accum == 0:
+            totals = [0] * world.size  # a new step
+        rounds = batches[start:start + world.size]
+        tokens = [sum(lengths[i] for i in b) if lengths is not None else 0 for b in rounds]
+        biggest_first = sorted(range(world.size), key=lambda j: -tokens[j])
+        least_loaded = sorted(range(world.size), key=lambda r: (totals[r], r))
+        for j, r in zip(biggest_first, least_loaded):
+            totals[r] += tokens[j]
+            if r == world.rank:
+                mine.append(rounds[j])
+        micro += 1
+    return mine
 
 
 def all_gather(value, world: World) -> list:

@@ -198,7 +198,7 @@ def train(
                 state.batches = epoch_batches if state.epoch == 0 else batches_of_an_epoch(rng)
                 state.epoch += 1
                 state.position = 0
-            mine = distributed.shard(state.batches, world)
+            mine = distributed.shard(state.batches, world, lengths, cfg.grad_accum_steps, state.micro - state.position)
             while state.position < len(mine):
                 idx = mine[state.position]
                 start = time.perf_counter()
