@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
-from seqtune.training.checkpoint import Checkpoints, checkpoint_folders, newest_checkpoint
+from seqtune.training.checkpoint import (
+    Checkpoints,
+    checkpoint_folders,
+    newest_checkpoint,
+)
 
 
 def test_keeps_the_newest_and_drops_the_ones_a_resume_skipped(tmp_path):
