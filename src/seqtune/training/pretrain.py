@@ -19,6 +19,7 @@ from pathlib import Path
 from seqtune.config import RunConfig
 from seqtune.data.corpus import read_corpus
 from seqtune.errors import SeqtuneError
+from seqtune.inference import resolve_runtime
 from seqtune.logs import ensure_console, logger
 from seqtune.models.checkpoint import encoder_config_from_dir
 from seqtune.models.presets import (
@@ -28,6 +29,7 @@ from seqtune.models.presets import (
     write_initial_model,
 )
 from seqtune.tokenization import load_tokenizer
+from seqtune.training import distributed
 from seqtune.training.run_dir import new_directory
 from seqtune.training.setup import max_length_for, require_model, train_from_config
 from seqtune.vocab_builder import VocabSpec, build_tokenizer, same_vocabulary
@@ -100,5 +102,7 @@ def pretrain_from_config(cfg: RunConfig) -> Path:
     if cfg.model.path:
         check_continued(cfg)
         return train_from_config(cfg)
-    init = prepare_from_scratch(cfg)
-    return train_from_config(replace(cfg, model=replace(cfg.model, path=str(init))))
+    # Under torchrun, rank 0 builds the vocabulary and the initial model; the others train from it.
+    world = distributed.start(resolve_runtime(cfg.train).device)
+    init = distributed.broadcast(str(prepare_from_scratch(cfg)) if world.is_main else None, world)
+    return train_from_config(replace(cfg, model=replace(cfg.model, path=init)))
