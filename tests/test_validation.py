@@ -220,8 +220,8 @@ def test_a_full_disk_while_saving_names_the_path(files, monkeypatch, capsys, tar
     else:
         real_write = run_dir.write_file
 
-        def write_file(path, text, mode="w"):
-            (disk_full if path.name == f"{target}.json{'l' * (target == 'metrics')}" else real_write)(path, text, mode)
+        def write_file(path, text):
+            (disk_full if path.name == f"{target}.json{'l' * (target == 'metrics')}" else real_write)(path, text)
         monkeypatch.setattr(run_dir, "write_file", write_file)
     assert train(tmp_path, ckpt) == 2
     err = capsys.readouterr().err

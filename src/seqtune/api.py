@@ -9,6 +9,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import replace
 from pathlib import Path
@@ -59,10 +60,27 @@ class FineTunedModel:
     def predict_file(self, path, probabilities: bool = False) -> list[dict]:
         """Predictions for every record of a file in the task's input format (labels optional), or of
         a DataFrame / Dataset; `probabilities` as in `predict`."""
+        return [record for chunk in self.predict_file_in_chunks(path, probabilities) for record in chunk]
+
+    def predict_file_in_chunks(self, path, probabilities: bool = False, chunk_records: int = 2048,
+                               on_count=None) -> Iterator[list[dict]]:
+        """`predict_file` in input order, `chunk_records` records at a time: features, outputs and
+        predictions exist for one chunk only, and each record read is released once predicted (a
+        file's records are read at once: the readers read whole files). `on_count(n)` is told the
+        number of records before the first chunk."""
         self.check_probabilities(probabilities)
         with self._readable(path, "predict") as source:
             examples = self.task.read(source, "predict")
-        return self._predict_examples(examples, probabilities)
+        if on_count is not None:
+            on_count(len(examples))
+        if not isinstance(examples, list):  # a task's own collection (MLM's Corpus): one chunk
+            yield self._predict_examples(examples, probabilities)
+            return
+        examples.reverse()  # taken from the end: each chunk is released from the list in O(chunk)
+        while examples:
+            chunk = examples[-chunk_records:][::-1]
+            del examples[-chunk_records:]
+            yield self._predict_examples(chunk, probabilities)
 
     def evaluate(self, path) -> dict:
         """Metrics on a labelled file, DataFrame or Dataset."""

@@ -6,7 +6,7 @@ import argparse
 import importlib
 import sys
 
-from seqtune.errors import SeqtuneError
+from seqtune.errors import SeqtuneError, TrainingStopped
 
 # Subcommand modules; each has add_parser(subparsers) and run(args) -> exit code.
 COMMANDS = [
@@ -64,6 +64,9 @@ def main(argv: list[str] | None = None) -> int:
     except SeqtuneError as e:
         print(f"seqtune {args.command}: error: {e}", file=sys.stderr)
         return 2
+    except TrainingStopped as e:  # a clean stop: the message says how to resume
+        print(f"seqtune {args.command}: {e}", file=sys.stderr)
+        return e.exit_code
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130

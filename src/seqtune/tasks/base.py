@@ -171,6 +171,11 @@ class Task(ABC):
     def load_state(self, state: dict) -> None:
         """Restore what `fit` learnt, from `state()`."""
 
+    def random_generators(self) -> dict[str, torch.Generator]:
+        """The generators the task draws from while training (e.g. MLM masking), by name: a training
+        checkpoint saves and restores their states, so a resumed run draws what it would have drawn."""
+        return {}
+
     def hf_config(self) -> dict:
         """Fields added to the saved config.json (architectures, id2label, problem_type, ...)."""
         return {"architectures": [self.hf_architecture]}

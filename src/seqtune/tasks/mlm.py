@@ -249,6 +249,9 @@ class MaskedLMTask(Task):
         return batch
 
     # ---- model ------------------------------------------------------------------------------
+    def random_generators(self) -> dict[str, torch.Generator]:
+        return {"masking": self.generator}
+
     def build_head(self, encoder_config) -> MaskedLMHead:
         return MaskedLMHead(encoder_config)
 

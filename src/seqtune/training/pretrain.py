@@ -21,6 +21,7 @@ from seqtune.config import RunConfig
 from seqtune.data.corpus import iter_corpus, read_corpus
 from seqtune.data.token_store import existing_store
 from seqtune.errors import SeqtuneError
+from seqtune.inference import resolve_runtime
 from seqtune.kmers import require_whole_kmers
 from seqtune.logs import ensure_console, logger
 from seqtune.models.checkpoint import encoder_config_from_dir
@@ -33,6 +34,7 @@ from seqtune.models.presets import (
 )
 from seqtune.tasks.mlm import store_spec
 from seqtune.tokenization import Tokenizer
+from seqtune.training import distributed
 from seqtune.training.run_dir import new_directory
 from seqtune.training.setup import (
     check_data_files,
@@ -53,7 +55,8 @@ from seqtune.vocab_builder import (
 def initial_model_dir(cfg: RunConfig) -> Path:
     """A new, empty directory for the randomly initialised model of a from-scratch run."""
     stamp = time.strftime("%Y%m%d-%H%M%S")
-    return new_directory(Path(cfg.output_dir) / f"{cfg.name or 'mlm'}-init-{stamp}")
+    # absolute: the run's config.yaml names it as model.path, read again by `seqtune train --resume`
+    return new_directory(Path(cfg.output_dir).absolute() / f"{cfg.name or 'mlm'}-init-{stamp}")
 
 
 def prepare_from_scratch(cfg: RunConfig) -> Path:
@@ -160,5 +163,7 @@ def pretrain_from_config(cfg: RunConfig) -> Path:
     if cfg.model.path:
         check_continued(cfg)
         return train_from_config(cfg)
-    init = prepare_from_scratch(cfg)
-    return train_from_config(replace(cfg, model=replace(cfg.model, path=str(init))))
+    # Under torchrun, rank 0 builds the vocabulary and the initial model; the others train from it.
+    world = distributed.start(resolve_runtime(cfg.train).device)
+    init = distributed.broadcast(str(prepare_from_scratch(cfg)) if world.is_main else None, world)
+    return train_from_config(replace(cfg, model=replace(cfg.model, path=init)))

@@ -8,7 +8,7 @@ left" goes to the log every `interval` seconds instead.
 from __future__ import annotations
 
 import time
-from typing import Callable
+from collections.abc import Callable
 
 from tqdm.auto import tqdm
 
@@ -17,13 +17,16 @@ from seqtune.logs import stderr_is_terminal
 
 class Progress:
     def __init__(self, total_steps: int, enabled: bool, log: Callable[[str], None], interval: float = 60.0,
-                 terminal: bool | None = None):
+                 terminal: bool | None = None, initial: int = 0):
+        """`initial`: steps already done (a resumed run)."""
         self.total = total_steps
+        self.initial = initial
         self.log = log
         self.interval = interval
         self.enabled = enabled
         terminal = stderr_is_terminal() if terminal is None else terminal
-        self.bar = tqdm(total=total_steps, unit="step", dynamic_ncols=True) if enabled and terminal else None
+        self.bar = (tqdm(total=total_steps, initial=initial, unit="step", dynamic_ncols=True)
+                    if enabled and terminal else None)
         self.started = self.last_line = time.monotonic()
 
     def update(self, step: int, advanced: bool, loss: float, tokens_per_second: float) -> None:
@@ -36,10 +39,12 @@ class Progress:
             return
         self.last_line = now
         elapsed = now - self.started
-        left = elapsed / max(step, 1) * (self.total - step)
+        left = elapsed / max(step - self.initial, 1) * (self.total - step)
         self.log(f"step {step}/{self.total} ({step / self.total:.0%}), loss {loss:.4f}, "
                  f"{tokens_per_second:,.0f} tokens/s, {elapsed:.0f}s elapsed, ~{left / 60:.1f} min left")
 
     def close(self) -> None:
+        """Idempotent."""
         if self.bar is not None:
             self.bar.close()
+            self.bar = None

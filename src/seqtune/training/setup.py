@@ -37,9 +37,16 @@ from seqtune.tasks import task_class
 from seqtune.tasks.base import EncodedDataset, Task
 from seqtune.tokenization import load_tokenizer
 from seqtune.tracking import Tracking
-from seqtune.training import strategies
+from seqtune.training import distributed, strategies
 from seqtune.training.caching import model_for_training
+from seqtune.training.checkpoint import (
+    Checkpoints,
+    identity_differences,
+    load_weights,
+    run_identity,
+)
 from seqtune.training.loop import train
+from seqtune.training.resume import ResumePoint
 from seqtune.training.run_dir import RunDir, check_output_dir
 from seqtune.training.strategies import (
     apply_strategy,
@@ -140,17 +147,19 @@ def environment() -> dict:
     return {"versions": versions, "torch_threads": torch.get_num_threads(), "platform": platform.platform()}
 
 
-def train_from_config(cfg: RunConfig) -> Path:
-    """Fine-tune as `cfg` says; returns the run directory (config.yaml, metrics.jsonl, results.json, model/).
+def train_from_config(cfg: RunConfig, resume: ResumePoint | None = None) -> Path:
+    """Fine-tune as `cfg` says; returns the run directory (config.yaml, metrics.jsonl, results.json, model/,
+    checkpoints/). `resume`: continue that run from its checkpoint (training/resume.py) instead.
 
     Everything that can be checked before training is: data files, output_dir, model directory and
     type, max_length against the model's positions, strategy ranges, train.metric (the config's own
     ranges were checked when it was read). A run that fails removes its directory unless it has saved
-    a model."""
+    a model or a checkpoint."""
     started = time.time()
     memory = MemorySampler().start()  # peak memory of the run, for results.json (seqtune/memory.py)
     check_data_files(cfg)
-    check_output_dir(cfg.output_dir)
+    if resume is None:
+        check_output_dir(cfg.output_dir)
     seed_everything(cfg.train.seed)
     source = require_model(cfg)
     model_path = source.path
@@ -166,13 +175,39 @@ def train_from_config(cfg: RunConfig) -> Path:
     else:
         task.check_model_type(encoder_cfg.model_type)
     runtime = resolve_runtime(cfg.train)
+    world = distributed.start(runtime.device)  # several processes under torchrun; rank 0 writes
+    runtime.device = distributed.device_for(world, runtime.device)
+    try:
+        return run_training(cfg, resume, world, runtime, source, task, tokenizer, started, memory)
+    finally:
+        distributed.stop(world)
 
-    with RunDir.create(cfg) as run:
+
+def open_run(cfg: RunConfig, resume: ResumePoint | None, world: distributed.World):
+    """The run directory (rank 0), or a `distributed.Follower` that writes nothing (other ranks)."""
+    if not world.is_main:
+        distributed.quiet_logs()
+        return distributed.Follower(distributed.broadcast(None, world), world)
+    run = RunDir.create(cfg) if resume is None else RunDir.reopen(resume.run_dir)
+    distributed.broadcast(str(run.path), world)
+    return run
+
+
+def run_training(cfg: RunConfig, resume: ResumePoint | None, world: distributed.World, runtime, source, task,
+                 tokenizer, started: float, memory: MemorySampler) -> Path:
+    model_path = source.path
+    with open_run(cfg, resume, world) as run:
         log = run.log
         log(f"run directory: {run.path}")
+        if resume is not None:
+            for skipped in resume.checkpoint.skipped:
+                log(f"warning: checkpoint {skipped}; using the one before it")
+            log(f"resuming from {resume.checkpoint.path}")
         train_set = load_split(task, cfg.data.train, "train", log)
         dev_set = load_split(task, cfg.data.dev, "dev", log) if cfg.data.dev else None
         check_metric(cfg, task)
+        if cfg.data.test:  # its format and columns are checked now, not after training (it is encoded then)
+            task.read(cfg.data.test, "test")
         log(f"task: {task.describe()}")
 
         model, report = model_for_finetuning(model_path, task)
@@ -188,6 +223,8 @@ def train_from_config(cfg: RunConfig) -> Path:
         # Fine-tuning strategy (training/strategies.py): freeze / re-initialise blocks, per-block learning
         # rates; frozen bottom layers run through FrozenBottomModel, cached when allowed (caching.py).
         frozen_layers = apply_strategy(model, cfg.strategy)
+        if resume is not None:
+            load_weights(model, resume.state)
         log_strategy(cfg, model, log)
         parameters = parameter_counts(model)
         for line in format_counts(parameters):
@@ -195,10 +232,22 @@ def train_from_config(cfg: RunConfig) -> Path:
         trained = model_for_training(model, frozen_layers, cfg.strategy, task, [train_set, dev_set], runtime,
                                      cfg.train.epochs, run.path, log)
 
-        tracking = Tracking.open(cfg.train.log_to, run.path, cfg.to_dict(), config_to_yaml(cfg))  # train.log_to
+        identity = run_identity(task, train_set, dev_set, trained, world.size)
+        if resume is not None:
+            differences = identity_differences(resume.checkpoint.manifest["identity"], identity)
+            if differences:
+                raise SeqtuneError(f"--resume {run.path}: the run's data or setup changed since its checkpoint "
+                                   f"({'; '.join(differences)}); it cannot continue exactly. Start a new run.")
+            run.set_metrics(resume.state["loop"]["history"])  # the records up to the checkpoint
+        run.remove_leftovers()
+        # train.log_to (tracking.py): the scalars also go to TensorBoard / MLflow; rank 0 only
+        tracking = Tracking.open(cfg.train.log_to if world.is_main else None, run.path, cfg.to_dict(),
+                                 config_to_yaml(cfg))
         summary = train(trained, task, train_set, dev_set, cfg.train, runtime, log, tracking.wrap(run.add_metrics),
                         on_best=lambda: run.save_model(lambda path: save_model(path, model, task, tokenizer)),
-                        strategy=cfg.strategy)
+                        strategy=cfg.strategy,
+                        checkpoints=Checkpoints(run.checkpoint_dir, cfg.train.keep_checkpoints, identity),
+                        resume=None if resume is None else resume.state, run_hint=str(run.path), world=world)
 
         dev_metrics = summary.pop("best_metrics")
         results: dict = {"train": summary, "parameters": parameters}
@@ -207,7 +256,7 @@ def train_from_config(cfg: RunConfig) -> Path:
         results["run"] = {**environment(), **source.run_info(), "device": str(runtime.device),
                           "precision": runtime.precision}
         error = None
-        if cfg.data.test:
+        if cfg.data.test and world.is_main:
             try:
                 _, best_model = load_trained_model(run.model_dir)
                 best_model.to(runtime.device)
@@ -222,13 +271,15 @@ def train_from_config(cfg: RunConfig) -> Path:
                               wall_seconds=round(ended - started, 2))
         results["memory"] = memory.stop()
         run.write_results(results)
-        report_at_end_of_run(run.path, log)
-        tracking.finish(results, summary["steps"])
-        log(f"saved: {run.model_dir}")
+        run.remove_checkpoints()  # they serve only to resume, and a finished run is not resumed
+        if world.is_main:
+            report_at_end_of_run(run.path, log)
+            tracking.finish(results, summary["steps"])
+            log(f"saved: {run.model_dir}")
         if error is not None:
             raise SeqtuneError(f"the final test evaluation failed (training results are in "
                                f"{run.path / 'results.json'}): {error}")
-    return run.path
+    return Path(run.hint) if isinstance(run, distributed.Follower) else run.path
 
 
 def iso_time(seconds: float) -> str:
