@@ -164,4 +164,6 @@ def test_a_finished_run_keeps_no_checkpoints(data, tiny_checkpoint, tmp_path):
     assert main(args(data, tiny_checkpoint, tmp_path / "runs", "train.epochs=2")) == 0
     (run,) = (tmp_path / "runs").iterdir()
     assert (run / "model").is_dir() and not (run / "checkpoints").exists()
-    assert sorted(p.name for p in run.iterdir()) == ["config.yaml", "log.txt", "metrics.jsonl", "model", "results.json"]
+    # the run report (report.html and its PNGs) besides; nothing else: no checkpoints, no temporary files
+    assert sorted(p.name for p in run.iterdir() if p.suffix != ".png" and p.name != "report.html") == \
+        ["config.yaml", "log.txt", "metrics.jsonl", "model", "results.json"]

@@ -46,7 +46,9 @@ class EpochBatches(Sequence):
     def __len__(self) -> int:
         return len(self.bounds) - 1
 
-    def __getitem__(self, k: int) -> list[int]:
+    def __getitem__(self, k: int | slice) -> list[int] | list[list[int]]:
+        if isinstance(k, slice):  # a run of batches (torchrun's sharding takes them a round at a time)
+            return [self[i] for i in range(*k.indices(len(self)))]
         if not -len(self) <= k < len(self):
             raise IndexError(k)
         k %= len(self)

@@ -176,8 +176,9 @@ def train(
         ranks = distributed.all_gather(checkpointing.rank_states(task), world)  # every rank's RNGs
         if not world.is_main:
             return None
+        loop = {**asdict(state), "batches": None if state.batches is None else [list(b) for b in state.batches]}
         saved = checkpoints.save(state.step, round(state.step / steps_per_epoch, 3),
-                                 checkpointing.capture(model, optimizer, schedule, scaler, task, asdict(state), ranks))
+                                 checkpointing.capture(model, optimizer, schedule, scaler, task, loop, ranks))
         return saved.name
 
     def diverged(value: float) -> TrainingDiverged:
