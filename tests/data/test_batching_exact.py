@@ -86,9 +86,21 @@ def test_token_budget_chunks_hold_length_buckets_budgets():
 
 
 def test_default_length_buckets_is_50_batches():
-    # 50 x 4 = 200 examples per chunk: 201 examples make a chunk of 200 and one of 1
-    batches = training_batches([5] * 201, 4, None, np.random.default_rng(0))
-    assert sorted(len(b) for b in batches) == [1] + [4] * 50
+    """README: `length_buckets` (batches per length-sorted chunk) defaults to 50."""
+    # all length 10, budget 35 (3 per batch): chunks of 50 x 35 // 10 = 175 examples = 58 batches of 3
+    # and one of 1; 176 examples make a second chunk of 1
+    batches = training_batches([10] * 176, None, 35, np.random.default_rng(0))
+    assert sorted(len(b) for b in batches) == [1, 1] + [3] * 58
+
+
+def test_token_budget_chunk_is_at_least_one_example():
+    # mean length 10, budget 15, one budget per chunk: 15 // 10 = 1 example per chunk, so each batch
+    # holds one example, even the short ones that would fit together
+    batches = training_batches([1] * 9 + [91], None, 15, np.random.default_rng(0), bucket_batches=1)
+    assert len(batches) == 10
+    # mean length 1: chunks of 1 x 5 // 1 = 5 examples
+    batches = training_batches([1] * 7, None, 5, np.random.default_rng(0), bucket_batches=1)
+    assert sorted(len(b) for b in batches) == [2, 5]
 
 
 def test_each_batch_of_a_chunk_is_a_run_of_its_sorted_lengths():

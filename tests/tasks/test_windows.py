@@ -97,7 +97,7 @@ def test_merge_takes_each_position_from_its_owner():
     outputs = [np.stack([np.full(e - s, w), np.arange(s, e)], axis=1).astype(np.float32)
                for w, (s, e) in enumerate(spans)]
     merged = merge_windows(spans, outputs, length)
-    assert merged.shape == (length, 2)
+    assert merged.shape == (length, 2) and merged.dtype == np.float32
     np.testing.assert_array_equal(merged[:, 1], np.arange(length))  # every position exactly once, in order
     np.testing.assert_array_equal(merged[:, 0], owner)
 
@@ -126,8 +126,11 @@ def test_merge_example_outputs_in_any_feature_order():
 
 
 def test_bad_stride_is_a_clear_error():
-    with pytest.raises(SeqtuneError, match="window_stride is 11 but must be between 1 and the window size 10"):
+    with pytest.raises(SeqtuneError) as error:
         window_spans(30, 10, 11)
+    assert str(error.value) == (
+        "task.window_stride is 11 but must be between 1 and the window size 10 (data.max_length minus 2 "
+        "special tokens); a larger stride would leave positions unseen.")
     with pytest.raises(SeqtuneError, match="window_stride is 0"):
         window_spans(30, 10, 0)
 
@@ -189,3 +192,12 @@ def test_window_smaller_than_1_is_a_clear_error():
     with pytest.raises(SeqtuneError, match="at least one token, got 0; raise data.max_length"):
         window_spans(5, 0)
     assert window_spans(3, 1) == [(0, 1), (1, 2), (2, 3)]
+
+
+def test_merge_example_outputs_orders_windows_by_position_not_by_value():
+    features = window_features(list(range(12)), None, 0, 4, 2, 0, 0)
+    # two output columns, falling along the sequence: position p reports (100 - p, p)
+    outputs = [np.stack([100.0 - np.arange(s, e), np.arange(s, e)], axis=1) for s, e in (f["span"] for f in features)]
+    order = [3, 0, 4, 1, 2]
+    (merged,) = merge_example_outputs([outputs[i] for i in order], [features[i] for i in order], [12])
+    np.testing.assert_array_equal(merged[:, 1], np.arange(12))
