@@ -32,6 +32,13 @@ def test_bad_settings(kwargs):
         MaskingConfig(**kwargs)
 
 
+def test_bad_fractions_message():
+    with pytest.raises(SeqtuneError) as error:
+        MaskingConfig(mask_fraction=0.75, random_fraction=0.5)
+    assert str(error.value) == ("mask_fraction 0.75 + random_fraction 0.5 must be non-negative and at most 1 "
+                                "(the rest of the chosen tokens are kept unchanged).")
+
+
 @pytest.mark.parametrize("kwargs", [dict(probability=0.999), dict(probability=1e-6),
                                     dict(mask_fraction=0.5, random_fraction=0.5),
                                     dict(mask_fraction=0.0, random_fraction=0.0), dict(mask_fraction=1.0, random_fraction=0.0)])
@@ -88,7 +95,8 @@ def test_keep_everything_chosen():
 
 
 def test_no_mask_token_is_a_clear_error():
-    with pytest.raises(SeqtuneError, match=r"no \[MASK\] token"):
+    with pytest.raises(SeqtuneError, match=r"^the tokenizer has no \[MASK\] token; masked-language-model training "
+                                           r"needs one\.$"):
         mask_tokens(torch.ones(1, 3, dtype=torch.long), torch.ones(1, 3, dtype=torch.bool), MaskingConfig(), None,
                     ORDINARY, torch.Generator())
 
@@ -132,6 +140,19 @@ def test_whole_word_fallback_chooses_one_whole_maskable_word():
         assert torch.equal(chosen, word_ids == word)  # every piece of it, nothing else
         seen.add(word)
     assert seen == {0, 1, 2, 3}  # the first word too
+
+
+def test_whole_word_fallback_follows_the_seed_and_differs_between_rows():
+    word_ids = words([1] * 12).repeat(8, 1)
+    maskable = word_ids >= 0
+
+    def fallback(seed):
+        return choose_positions(maskable, 1e-12, torch.Generator().manual_seed(seed), word_ids)
+
+    for seed in range(10):
+        assert torch.equal(fallback(seed), fallback(seed))
+    picked = fallback(0).int().argmax(1)
+    assert len(set(picked.tolist())) > 1  # each row draws its own word
 
 
 def test_whole_word_chooses_every_word_including_the_first():
