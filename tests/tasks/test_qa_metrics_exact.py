@@ -107,3 +107,35 @@ def test_threshold_with_partial_span_scores():
 def test_threshold_types():
     threshold, score = best_null_threshold(np.array([1, 2]), np.array([1.0, 1.0]), np.array([True, True]))
     assert type(threshold) is float and type(score) is float and (threshold, score) == (2.0, 1.0)
+
+
+def test_answering_past_an_unanswerable_question_can_pay():
+    # sorted: +1, -1 (unanswerable), +1, +1: totals from 1 ("" everywhere): 1, 2, 1, 2, 3 -> answer all
+    diffs = np.array([0.0, 1.0, 2.0, 3.0])
+    threshold, score = best_null_threshold(diffs, np.array([1.0, 0.0, 1.0, 1.0]), np.array([True, False, True, True]))
+    assert threshold == 3.0 and score == 0.75
+
+
+def test_a_cut_never_falls_inside_a_run_of_equal_diffs():
+    # sorted: 0 (+1), 1 (+1), 1 (unanswerable, -1): cutting between the two 1s would score 3 of 3,
+    # but one threshold answers both or neither: the best is 2 of 3 at threshold 0
+    threshold, score = best_null_threshold(np.array([0.0, 1.0, 1.0]), np.array([1.0, 1.0, 0.0]),
+                                           np.array([True, True, False]))
+    assert threshold == 0.0 and score == pytest.approx(2 / 3)
+
+
+def test_threshold_after_the_first_question():
+    threshold, score = best_null_threshold(np.array([0.0, 5.0]), np.array([1.0, 0.0]), np.array([True, False]))
+    assert (threshold, score) == (0.0, 1.0)
+    assert best_null_threshold(np.array([0.5]), np.array([1.0]), np.array([True])) == (0.5, 1.0)
+
+
+def test_per_question_scores_default_to_v1():
+    em, f1 = per_question_scores({"q": ""}, {"q": ["The"]})
+    assert (em.tolist(), f1.tolist()) == ([1.0], [0.0])  # v1.1: no shared word, F1 0
+    em, f1 = per_question_scores({"q": ""}, {"q": ["The"]}, version_2=True)
+    assert f1.tolist() == [1.0]
+
+
+def test_v2_scores_of_no_questions():
+    assert squad_scores({}, {}, version_2=True) == {"exact_match": 0.0, "f1": 0.0, "total": 0}
