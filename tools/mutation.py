@@ -24,9 +24,13 @@ import os
 import shutil
 import subprocess
 import sys
-import tomllib
 from collections import Counter
 from pathlib import Path
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # mutmut reads pyproject.toml with toml on Python 3.10
+    import toml as tomllib
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -4,6 +4,7 @@ respected and tight (a batch closes only when the next example would not fit), c
 
 from __future__ import annotations
 
+import itertools
 import math
 
 import numpy as np
@@ -52,7 +53,7 @@ def test_evaluation_batches_are_sorted_within_budget_and_tight(lengths, max_toke
     for b in batches:
         assert 1 <= len(b) <= max_batch
         assert padded(b, lengths) <= max_tokens or len(b) == 1
-    for b, following in zip(batches, batches[1:]):  # closed only when the next example would not fit
+    for b, following in itertools.pairwise(batches):  # closed only when the next example would not fit
         assert len(b) == max_batch or padded(b + following[:1], lengths) > max_tokens
 
 
@@ -142,6 +143,6 @@ def test_training_token_budgets_are_respected_and_tight(lengths, max_tokens, see
     # One chunk, cut in length order: a batch closed while a later, no shorter example could not join it.
     # Sorted by (shortest, longest, -size), batches come in cut order (a partial batch only ends a chunk).
     ordered = sorted(batches, key=lambda b: (min(lengths[i] for i in b), max(lengths[i] for i in b), -len(b)))
-    for b, following in zip(ordered, ordered[1:]):
+    for b, following in itertools.pairwise(ordered):
         shortest_next = min(lengths[i] for i in following)
         assert max(max(lengths[i] for i in b), shortest_next) * (len(b) + 1) > max_tokens

@@ -5,7 +5,11 @@ from __future__ import annotations
 
 import pytest
 
-from seqtune.data.readers.fasta_labels import header_value, read_fasta_texts, read_label_table
+from seqtune.data.readers.fasta_labels import (
+    header_value,
+    read_fasta_texts,
+    read_label_table,
+)
 from seqtune.errors import SeqtuneError
 
 

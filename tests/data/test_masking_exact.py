@@ -9,7 +9,12 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from seqtune.data.masking import MaskingConfig, choose_positions, mask_tokens, maskable_positions
+from seqtune.data.masking import (
+    MaskingConfig,
+    choose_positions,
+    mask_tokens,
+    maskable_positions,
+)
 from seqtune.errors import SeqtuneError
 
 PAD, UNK, CLS, SEP, MASK = 0, 1, 2, 3, 4
@@ -23,10 +28,10 @@ def test_defaults_are_berts():
     assert (cfg.probability, cfg.mask_fraction, cfg.random_fraction, cfg.whole_word) == (0.15, 0.8, 0.1, False)
 
 
-@pytest.mark.parametrize("kwargs", [dict(probability=1.0), dict(probability=-0.1), dict(probability=0.0),
-                                    dict(mask_fraction=-0.1, random_fraction=0.0),
-                                    dict(mask_fraction=0.5, random_fraction=-0.1),
-                                    dict(mask_fraction=0.75, random_fraction=0.5)])
+@pytest.mark.parametrize("kwargs", [{"probability": 1.0}, {"probability": -0.1}, {"probability": 0.0},
+                                    {"mask_fraction": -0.1, "random_fraction": 0.0},
+                                    {"mask_fraction": 0.5, "random_fraction": -0.1},
+                                    {"mask_fraction": 0.75, "random_fraction": 0.5}])
 def test_bad_settings(kwargs):
     with pytest.raises(SeqtuneError):
         MaskingConfig(**kwargs)
@@ -39,9 +44,9 @@ def test_bad_fractions_message():
                                 "(the rest of the chosen tokens are kept unchanged).")
 
 
-@pytest.mark.parametrize("kwargs", [dict(probability=0.999), dict(probability=1e-6),
-                                    dict(mask_fraction=0.5, random_fraction=0.5),
-                                    dict(mask_fraction=0.0, random_fraction=0.0), dict(mask_fraction=1.0, random_fraction=0.0)])
+@pytest.mark.parametrize("kwargs", [{"probability": 0.999}, {"probability": 1e-6},
+                                    {"mask_fraction": 0.5, "random_fraction": 0.5},
+                                    {"mask_fraction": 0.0, "random_fraction": 0.0}, {"mask_fraction": 1.0, "random_fraction": 0.0}])
 def test_edge_settings_are_allowed(kwargs):
     MaskingConfig(**kwargs)
 

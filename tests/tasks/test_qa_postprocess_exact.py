@@ -78,7 +78,7 @@ def test_a_span_in_two_windows_is_listed_once_with_its_best_score():
     reds = [c for c in record["n_best"] if c["text"] == "red"]
     assert len(reds) == 1 and reds[0]["score"] == 5.0 and record["answer"] == "red"
     (record,) = answer_questions([example()], [b[0], a[0]], [b[1], a[1]], AnswerSettings())  # any window order
-    assert [c for c in record["n_best"] if c["text"] == "red"][0]["score"] == 5.0
+    assert next(c for c in record["n_best"] if c["text"] == "red")["score"] == 5.0
 
 
 def test_n_best_keeps_the_best_across_windows():

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+
 import numpy as np
 import pytest
 from hypothesis import given, settings
@@ -62,8 +64,8 @@ def test_spans_and_owners_hold_for_any_length_window_and_stride(length, window, 
     assert spans[0][0] == 0 and spans[-1][1] == length
     assert all(e - s == min(window, length) for s, e in spans)
     starts = [s for s, _ in spans]
-    assert all(b - a == stride for a, b in zip(starts[:-2], starts[1:-1]))
-    assert all(0 < b - a <= stride for a, b in zip(starts, starts[1:]))
+    assert all(b - a == stride for a, b in itertools.pairwise(starts[:-1]))
+    assert all(0 < b - a <= stride for a, b in itertools.pairwise(starts))
     owner = window_owners(spans, length)
     assert owner.tolist() == [most_context_owner(spans, length, p) for p in range(length)]
 
@@ -78,15 +80,7 @@ def test_owner_is_the_window_with_most_context():
     # the last positions belong to the last window, where the sequence end is not a cut edge
     assert owner[29] == 4 and owner[24] == 4
     # a brute-force check of the rule on every position
-    for p in range(30):
-        def context(w):
-            s, e = spans[w]
-            left = p - s if s > 0 else 10**9
-            right = e - 1 - p if e < 30 else 10**9
-            return min(left, right)
-        covering = [w for w, (s, e) in enumerate(spans) if s <= p < e]
-        best = max(context(w) for w in covering)
-        assert owner[p] == min(w for w in covering if context(w) == best)
+    assert owner.tolist() == [most_context_owner(spans, 30, p) for p in range(30)]
 
 
 def test_merge_takes_each_position_from_its_owner():
