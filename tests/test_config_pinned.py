@@ -207,6 +207,8 @@ def test_absolute_path_rules(tmp_path):
     (tmp_path / "local").mkdir()
     assert absolute_path("local", tmp_path, ("model", "path")) == str(tmp_path / "local")
     assert absolute_path("../x y", tmp_path, ("model", "path")) == str(tmp_path.parent / "x y")
+    # the selector after "#" is kept as written, not normalised as a path
+    assert absolute_path("d/q.json#a/../b", tmp_path, ("data", "dev")) == str(tmp_path / "d" / "q.json") + "#a/../b"
 
 
 def test_read_config_file_errors(tmp_path):
@@ -230,6 +232,7 @@ def test_run_name_from_the_file_or_the_config(tmp_path):
 
 
 @pytest.mark.parametrize("text, name", [("my run/1", "my-run-1"), ("..x", "x"), ("---", None), ("a--", "a"),
+                                        ("My Run", "My-Run"), ("Xa-X", "Xa-X"), (".-X.", "X."),
                                         ("x" * 300, "x" * 200), ("ok_name.v2", "ok_name.v2"), ("", None)])
 def test_safe_run_name(text, name):
     assert safe_run_name(text) == name
@@ -300,6 +303,11 @@ def test_coerce_types():
     assert coerce((1, 2), list[float], "k") == [1.0, 2.0]
     assert coerce({1: 2, 1.5: 3}, dict[str, float], "k") == {"1": 2.0, "1.5": 3.0}  # YAML's number keys
     assert coerce({0: 1}, dict[str, float], "k") == {"0": 1.0}
+    assert coerce(3, None | int, "k") == 3  # None first in the union
+    with pytest.raises(SeqtuneError, match=r"^k key True: expected str, got True\.$"):
+        coerce({True: 1}, dict[str, float], "k")  # only numbers become label names, not booleans
+    with pytest.raises(SeqtuneError, match=r"^k key None: expected str, got None\.$"):
+        coerce({None: 1}, dict[str, float], "k")
     assert coerce("x", Literal["x", "y"], "k") == "x"
     for value, tp, message in [
         (True, int, r"^k: expected int, got True\.$"),
