@@ -7,6 +7,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import os
+import re
 from pathlib import Path
 from typing import Annotated, Literal
 
@@ -212,7 +213,7 @@ def test_absolute_path_rules(tmp_path):
 
 
 def test_read_config_file_errors(tmp_path):
-    with pytest.raises(SeqtuneError, match="does not exist"):
+    with pytest.raises(SeqtuneError, match=r"^config file '.*missing\.yaml' does not exist\.$"):
         read_config_file(tmp_path / "missing.yaml")
     with pytest.raises(SeqtuneError, match="is not valid YAML"):
         read_config_file(write_config(tmp_path / "bad.yaml", "task: [\n"))
@@ -354,6 +355,10 @@ def test_config_from_dict_errors():
     with pytest.raises(SeqtuneError, match=r"^task\.tag_column has moved to data\.tag_column: set it there "
                                            r"\(e\.g\. --set data\.tag_column=\.\.\.\)\.$"):
         config_from_dict({"task": {"type": "tagging", "tag_column": 2}})
+    with pytest.raises(SeqtuneError, match=r"^task\.token_column has moved"):  # after a section that is no mapping
+        config_from_dict({"output_dir": "o", "task": {"type": "tagging", "token_column": 2}})
+    with pytest.raises(SeqtuneError, match=r"^the config needs task\.type"):
+        config_from_dict({})
     cfg = config_from_dict({"task": {"type": "tagging"}, "train": {"lr": "3e-5"}, "name": None})
     assert isinstance(cfg.task, TaggingOptions) and cfg.train.lr == 3e-5
 
@@ -365,3 +370,11 @@ def test_resolved_config_round_trips_through_yaml(tmp_path):
     assert text.startswith("task:\n  type: tagging\n")
     again = load_config(write_config(tmp_path / "again.yaml", text))
     assert again == cfg
+
+
+def test_a_config_without_task_type_names_its_file(tmp_path):
+    config = write_config(tmp_path / "c.yaml", "train: {lr: 1.0e-5}\n")
+    with pytest.raises(SeqtuneError, match=rf"^{re.escape(str(config))}: the config needs task\.type, one of: "):
+        load_config(config)
+    with pytest.raises(SeqtuneError, match=r"^the config needs task\.type, one of: "):
+        load_config(None, ["train.lr=1.0"])
