@@ -116,7 +116,8 @@ def main() -> None:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("module", help="a file under src/, e.g. src/seqtune/tasks/windows.py")
     parser.add_argument("--tests", nargs="+", help="test files to run (default: the module's focused tests)")
-    parser.add_argument("--whole-suite", action="store_true", help="run the survivors again against all of tests/")
+    parser.add_argument("--whole-suite", nargs="*", metavar="TESTS",
+                        help="run the survivors again against these tests (default: all of tests/)")
     parser.add_argument("--workers", type=int, default=1, help="mutmut's --max-children (default 1)")
     parser.add_argument("--workdir", type=Path, help="scratch directory (default /tmp/seqtune-mutation/<module>)")
     args = parser.parse_args()
@@ -130,13 +131,13 @@ def main() -> None:
     prepare(workdir, module, tests)
     run_mutmut(workdir, args.workers)
     survivors = report(f"{module} against {' '.join(tests)}", results(workdir, module))
-    if args.whole_suite and survivors:
+    if args.whole_suite is not None and survivors:
         whole = workdir.with_name(workdir.name + "-whole")
-        prepare(whole, module, ["tests"])
+        prepare(whole, module, args.whole_suite or ["tests"])
         run_mutmut(whole, args.workers, survivors)
         statuses = results(workdir, module)
         statuses.update({name: status for name, status in results(whole, module).items() if name in survivors})
-        report(f"{module} against the whole suite", statuses)
+        report(f"{module} against {' '.join(args.whole_suite) or 'the whole suite'}", statuses)
 
 
 if __name__ == "__main__":
