@@ -32,6 +32,35 @@ def test_top_spans_exact_scores_and_order():
     assert all(type(score) is float and type(s) is int for score, s, _ in top_spans(start, end, 1, 3, 3, 10))
 
 
+@pytest.mark.parametrize("seed", range(4))
+def test_top_spans_equal_brute_force_on_long_contexts(seed):
+    rng = np.random.default_rng(seed)
+    start, end = rng.normal(size=350), rng.normal(size=350)
+    for max_answer_length in (1, 3):
+        pairs = sorted(((start[i] + end[j], i, j) for i in range(1, 350) for j in range(i, min(350, i + max_answer_length))),
+                       reverse=True)
+        for n_best in (1, 2, 5):
+            spans = top_spans(start, end, 1, 349, max_answer_length, n_best)
+            assert [(s, e) for _, s, e in spans] == [(i, j) for _, i, j in pairs[:n_best]]
+
+
+def test_probabilities_of_large_scores():
+    feature, logits = window({3: 500.0, 4: 499.0}, {4: 500.0})
+    (record,) = answer_questions([example()], [feature], [logits], AnswerSettings(n_best=2))
+    p = 1 / (1 + math.exp(-1))
+    assert [c["probability"] for c in record["n_best"]] == pytest.approx([p, 1 - p])  # no overflow
+
+
+def test_a_question_without_context_tokens_gets_no_answer():
+    feature, logits = window({}, {}, cls=1.0)
+    feature["context_end"] = feature["context_start"] - 1  # no context token in the window
+    (record,) = answer_questions([example()], [feature], [logits], AnswerSettings())
+    assert record["answer"] == "" and record["n_best"] == []
+    (record,) = answer_questions([example()], [feature], [logits], AnswerSettings(version_2=True))
+    assert record["answer"] == "" and record["best_span"] == "" and record["score_diff"] == math.inf
+    assert [(c["text"], c["score"], c["probability"]) for c in record["n_best"]] == [("", 2.0, 1.0)]
+
+
 def window(start: dict[int, float], end: dict[int, float], first_word: int = 0, n_words: int = 5,
            cls: float = 0.0, example_index: int = 0) -> tuple[dict, np.ndarray]:
     """A window [CLS] q [SEP] words[first_word : first_word + n_words] with the given logits per word."""
