@@ -108,3 +108,66 @@ def test_a_header_without_an_id_with_a_labels_file(tmp_path):
     path = write(tmp_path / "a.fasta", ">\nAC\n")
     with pytest.raises(SeqtuneError, match=r"the header has no id to look up in data\.labels_file"):
         read_fasta_texts(path, labelled=True, labels_file=labels)
+
+
+def test_missing_columns_of_the_labels_table_are_named(tmp_path):
+    labels = write(tmp_path / "labels.csv", "name,label\na,x\n")
+    with pytest.raises(SeqtuneError, match=r"no column 'id' \(data\.id_column, the record ids of data\.labels_file\)"):
+        read_label_table(labels, "id", "label")
+    with pytest.raises(SeqtuneError, match=r"no column 'class' \(data\.label_column, the labels of data\.labels_file\)"):
+        read_label_table(labels, "name", "class")
+    with pytest.raises(SeqtuneError) as error:
+        read_label_table(labels, None, "label")
+    assert str(error.value) == (
+        f"data.labels_file is {labels}, but data.id_column is not set; name the column of record ids to join the "
+        "FASTA records on (e.g. --set data.id_column=id).")
+
+
+def test_a_fasta_file_is_no_labels_table(tmp_path):
+    table = write(tmp_path / "ids.csv", ">a\nAC\n")
+    with pytest.raises(SeqtuneError, match="A labels task does not read fasta files"):
+        read_label_table(table, "id", "label")
+
+
+def test_a_labels_table_without_header_and_in_latin_1(tmp_path):
+    labels = tmp_path / "labels.tsv"
+    labels.write_bytes("s1\tcafé\ns2\tthé\n".encode("latin-1"))
+    path = tmp_path / "a.fasta"
+    path.write_bytes(">s1 note=é\nAC\n>s2\nTT\n".encode("latin-1"))
+    texts = read_fasta_texts(str(path), labelled=True, label_key=1, labels_file=str(labels), id_column=0,
+                             header=False, encoding="latin-1")
+    assert [t.label for t in texts] == ["café", "thé"]
+    (first,) = read_fasta_texts(str(path), labelled=True, label_key="note", encoding="latin-1", max_records=1)
+    assert first.label == "é"
+
+
+def test_long_headers_are_cut_in_messages(tmp_path):
+    header = "s1 " + "x" * 100
+    with pytest.raises(SeqtuneError) as error:
+        read_fasta_texts(write(tmp_path / "a.fasta", f">{header}\n>s2\nAC\n"), labelled=False)
+    assert f">{header[:60]} has no sequence." in str(error.value)
+    with pytest.raises(SeqtuneError) as error:
+        read_fasta_texts(write(tmp_path / "b.fasta", f">{header}\nAC\n"), labelled=True)
+    assert f">{header[:80]} has no label=VALUE field. A labelled FASTA record reads e.g. '>seq1 label=promoter' " \
+           "(data.label_column names the key), or set data.labels_file to a table of record ids and labels." \
+           in str(error.value)
+
+
+@pytest.mark.parametrize("missing, shown", [(5, "'s1', 's2', 's3', 's4', 's5'. Every"),
+                                            (6, "'s1', 's2', 's3', 's4', 's5', .... Every")])
+def test_at_most_five_missing_ids_are_shown(tmp_path, missing, shown):
+    labels = write(tmp_path / "labels.csv", "id,label\ns0,pos\n")
+    path = write(tmp_path / "a.fasta", "".join(f">s{i}\nAC\n" for i in range(missing + 1)))
+    with pytest.raises(SeqtuneError) as error:
+        read_fasta_texts(path, labelled=True, labels_file=labels)
+    assert f"{missing} records have no label" in str(error.value) and shown in str(error.value)
+
+
+def test_column_number_as_label_key_message(tmp_path):
+    path = write(tmp_path / "a.fasta", ">s1 label=pos\nACGT\n")
+    with pytest.raises(SeqtuneError) as error:
+        read_fasta_texts(path, labelled=True, label_key=1)
+    assert str(error.value) == (
+        f"{path}: data.label_column is 1, a column number, but FASTA records take their label from a key=value "
+        "field of the header, named by data.label_column (e.g. label for '>seq1 label=promoter'); or set "
+        "data.labels_file to a table of labels.")
