@@ -117,3 +117,27 @@ def test_jsonl_messages(tmp_path, record, labelled, message):
     with pytest.raises(SeqtuneError) as error:
         read_tagged(path, labelled=labelled)
     assert str(error.value) == f"{path}:1: {message}"
+
+
+def test_a_fasta_file_is_no_tagging_file(tmp_path):
+    with pytest.raises(SeqtuneError, match="A tagging task does not read fasta files"):
+        read_tagged(write(tmp_path, "t.conll", ">a\nAC\n"))
+
+
+def test_latin_1_conll(tmp_path):
+    path = tmp_path / "t.conll"
+    path.write_bytes("café O\nthé B-X\n".encode("latin-1"))
+    (sentence,) = read_tagged(str(path), encoding="latin-1")
+    assert sentence.tokens == ["café", "thé"]
+
+
+def test_long_lines_are_cut_in_messages(tmp_path):
+    long_word = "w" * 200
+    path = write(tmp_path, "t.conll", f"a x O\n{long_word} O\n")
+    with pytest.raises(SeqtuneError) as error:
+        read_tagged(path)
+    assert str(error.value).endswith(f"The line reads: {(long_word + ' O')[:120]!r}.")
+    path = write(tmp_path, "t.jsonl", json.dumps({"tokens": "x" * 200, "tags": ["O"]}) + "\n")
+    with pytest.raises(SeqtuneError) as error:
+        read_tagged(path)
+    assert str(error.value).endswith(f"found {'x' * 80}.")
