@@ -9,7 +9,8 @@ it copies src/ and tests/ there, writes the [tool.mutmut] section of that copy's
 one module (the repository's own [tool.mutmut] settings are kept and extended), and runs every mutant
 of the module against the tests that execute the mutated function. The score is killed ÷ all mutants
 (a timeout counts as killed; a mutant no test reaches counts as a survivor). `--whole-suite` runs the
-survivors once more, against every test in tests/, in a second scratch copy.
+survivors once more, against every test in tests/ (or the test files given after it), in a second
+scratch copy.
 
 After a run, `cd <workdir> && mutmut show <name>` shows a survivor's diff. One worker by default and
 under `nice`: the machine is shared. Not part of CI (minutes per module); run it when you change one
