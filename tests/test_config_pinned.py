@@ -109,6 +109,8 @@ def test_strategy_and_task_defaults_are_the_documented_ones():
     (" train.lr =0.1", ["train", "lr"], 0.1),  # spaces around the key
     ("name=run.1", ["name"], "run.1"),  # a dot that is no float stays text
     ("name=e", ["name"], "e"),
+    ("name=nan", ["name"], "nan"),  # words that float() would read stay text
+    ("name=Infinity", ["name"], "Infinity"),
     ("data.text_column=[unclosed", ["data", "text_column"], "[unclosed"),  # not YAML: the text as written
     ("x==", ["x"], "="),
 ])

@@ -129,6 +129,9 @@ def test_latin_1_conll(tmp_path):
     path.write_bytes("café O\nthé B-X\n".encode("latin-1"))
     (sentence,) = read_tagged(str(path), encoding="latin-1")
     assert sentence.tokens == ["café", "thé"]
+    path = tmp_path / "t.jsonl"
+    path.write_bytes(json.dumps({"tokens": ["café"], "tags": ["O"]}, ensure_ascii=False).encode("latin-1"))
+    assert read_tagged(str(path), encoding="latin-1")[0].tokens == ["café"]
 
 
 def test_long_lines_are_cut_in_messages(tmp_path):
