@@ -106,6 +106,19 @@ def test_wordpiece_checkpoint_reads_each_residue_as_a_word(minilm_dir):
     assert ds.info["unknown_residues"] == {"\u2603": 1}
 
 
+def test_a_dev_set_with_every_residue_masked_scores_zero_instead_of_crashing(char_checkpoint):
+    """Nothing scored: every score 0 and `scored: 0` say so (this raised scikit-learn's ValueError
+    "Found empty input array" before)."""
+    task = make_task(load_tokenizer(char_checkpoint))
+    task.fit([record("MKVL", "HHEC")])
+    ds = task.encode([record("MKVL", "HHEC", mask="0000")], "dev")
+    metrics = task.metrics([np.zeros((4, 3), dtype=np.float32)], ds)
+    assert (metrics["accuracy"], metrics["q3"], metrics["macro_f1"]) == (0.0, 0.0, 0.0)
+    assert metrics["residues"] == {"scored": 0, "masked": 4, "unknown": {}}
+    assert metrics["confusion_matrix"]["matrix"] == [[0, 0, 0]] * 3
+    assert {v["support"] for v in metrics["per_label"].values()} == {0}
+
+
 def test_masked_residues_leave_the_loss_and_the_metrics(char_checkpoint):
     task = make_task(load_tokenizer(char_checkpoint))
     train = [record("MKVL", "HHEC", mask="0110")]

@@ -25,7 +25,10 @@ def labelled_confusion_matrix(gold: np.ndarray, predicted: np.ndarray, labels: l
     gold, predicted: label ids in range(len(labels)). The shape every task's "confusion_matrix" has.
     """
     ids = list(range(len(labels)))
-    matrix = confusion_matrix(np.asarray(gold, dtype=int), np.asarray(predicted, dtype=int), labels=ids)
+    if len(gold) == 0:  # nothing scored (e.g. every residue masked out); scikit-learn refuses empty input
+        matrix = np.zeros((len(ids), len(ids)), dtype=int)
+    else:
+        matrix = confusion_matrix(np.asarray(gold, dtype=int), np.asarray(predicted, dtype=int), labels=ids)
     return {"labels": [str(label) for label in labels], "matrix": [[int(c) for c in row] for row in matrix]}
 
 
@@ -36,9 +39,13 @@ def label_report(gold: np.ndarray, predicted: np.ndarray, labels: list[str]) -> 
     The confusion matrix has gold labels as rows, predictions as columns.
     """
     ids = list(range(len(labels)))
-    precision, recall, f1, support = precision_recall_fscore_support(
-        gold, predicted, labels=ids, zero_division=0
-    )
+    if len(gold) == 0:  # nothing scored: every score 0, as below for a label without support
+        precision = recall = f1 = np.zeros(len(ids))
+        support = np.zeros(len(ids), dtype=int)
+    else:
+        precision, recall, f1, support = precision_recall_fscore_support(
+            gold, predicted, labels=ids, zero_division=0
+        )
     present = support > 0  # macro F1 over the labels that occur in the gold data
     return {
         "accuracy": float(np.mean(gold == predicted)) if len(gold) else 0.0,
