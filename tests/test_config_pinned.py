@@ -56,7 +56,8 @@ def test_train_defaults_are_the_documented_ones():
         "max_grad_norm": 1.0, "grad_accum_steps": 1, "adam_beta1": 0.9, "adam_beta2": 0.999,
         "adam_eps": 1e-8, "seed": 42, "eval_every_steps": None, "eval_batch_tokens": None, "metric": None,
         "early_stopping_patience": None, "device": "auto", "precision": "auto", "num_threads": None,
-        "progress": True,
+        "progress": True, "log_to": None, "gradient_checkpointing": False, "checkpoint_every_steps": None,
+        "keep_checkpoints": 2,
     }
 
 
@@ -68,7 +69,7 @@ def test_data_defaults_are_the_documented_ones():
         "text_column": "text", "text_pair_column": None, "label_column": "label", "token_column": 0,
         "tag_column": -1, "tokens_key": "tokens", "tags_key": "tags", "mask_column": None, "id_column": "id",
         "max_length": None, "max_rows": None, "case": "auto", "long_inputs": "truncate", "labels_file": None,
-        "exclude_similar_to": None,
+        "exclude_similar_to": None, "token_store": True,
     }
 
 
