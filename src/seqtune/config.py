@@ -134,7 +134,7 @@ class DataConfig:
     tokens_key: str = "tokens"  # tagging, JSONL: key of the word list
     tags_key: str = "tags"  # tagging, JSONL: key of the tag list
     mask_column: str | Annotated[int, Range(ge=0)] | None = None  # residues: column of 0/1 per residue; 0 = leave out of loss and metrics
-    id_column: str | Annotated[int, Range(ge=0)] | None = "id"  # residues: column copied into predictions when the file has it
+    id_column: str | Annotated[int, Range(ge=0)] | None = "id"  # column (JSONL key) copied into predictions when the file has it
     # tokens per example, special tokens included; at least 3 ([CLS], [SEP] and one real token; QA needs 8)
     max_length: Annotated[int, Range(ge=3)] | None = None  # None: the task's default (128; QA 384), at most the model's positions
     max_rows: Annotated[int, Range(ge=1)] | None = None  # read only the first N records of each file (quick experiments)

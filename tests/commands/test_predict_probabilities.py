@@ -96,11 +96,13 @@ def test_tagging_probabilities_per_word(tiny_checkpoint, tmp_path):
     directory = saved_model(task, tiny_checkpoint, tmp_path / "model")
     data = tmp_path / "query.jsonl"
     words = ["the", "actorsy", "film", "was", "not", "very", "good", "but", "the", "plot", "is", "fun", "!"]
-    data.write_text(json.dumps({"tokens": words}) + "\n" + json.dumps({"tokens": ["dull"]}) + "\n")
+    # the first record has an "id" (data.id_column): it is copied into its prediction; the second has none
+    data.write_text(json.dumps({"id": "s1", "tokens": words}) + "\n" + json.dumps({"tokens": ["dull"]}) + "\n")
     out = tmp_path / "pred.jsonl"
     assert main(["predict", str(directory), str(data), "--output", str(out), "--probabilities"]) == 0
     records = [json.loads(line) for line in out.read_text().splitlines()]
     assert [len(r["tags"]) for r in records] == [len(words), 1]  # one per word, "actorsy" being 3 sub-tokens
+    assert records[0]["id"] == "s1" and "id" not in records[1]
     for r in records:
         # decode: argmax, so the tag is the most probable one (under Viterbi decoding it may not be)
         check_probabilities(r, task.labels, r["tags"])

@@ -105,7 +105,8 @@ class TaggingTask(TokenTask):
         d = self.data
         return read_tagged(path, d.format, labelled=split != "predict", token_column=d.token_column,
                            tag_column=d.tag_column, tokens_key=d.tokens_key, tags_key=d.tags_key,
-                           max_sentences=d.max_rows, encoding=d.encoding)
+                           max_sentences=d.max_rows, encoding=d.encoding,
+                           id_key=d.id_column if isinstance(d.id_column, str) else None)
 
     def examples_from_inputs(self, inputs: list) -> list[TaggedSentence]:
         """Python-API inputs: a sentence as a string (split on whitespace) or a list of words."""
@@ -212,7 +213,8 @@ class TaggingTask(TokenTask):
                     probabilities: bool = False) -> list[dict]:
         """{"tokens", "tags"}; with `probabilities`, also {tag: [probability at each word]} (the softmax
         at the word's first sub-token)."""
-        records = [{"tokens": e.tokens, "tags": [self.labels[i] for i in p]}
+        records = [{**({"id": e.id} if e.id is not None else {}), "tokens": e.tokens,
+                    "tags": [self.labels[i] for i in p]}
                    for e, p in zip(dataset.examples, self.word_predictions(outputs, dataset))]
         if probabilities:
             merged = self.example_outputs(outputs, dataset)

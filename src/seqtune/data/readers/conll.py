@@ -32,6 +32,7 @@ class TaggedSentence:
     tokens: list[str]
     tags: list[str] | None
     where: str  # "file:line" of the sentence's first word (CoNLL) or record (JSONL), for messages
+    id: str | int | None = None  # a JSONL record's data.id_column value, copied into its prediction
 
 
 def read_tagged(
@@ -45,11 +46,12 @@ def read_tagged(
     tags_key: str = "tags",
     max_sentences: int | None = None,
     encoding: str = "utf-8",
+    id_key: str | None = None,
 ) -> list[TaggedSentence]:
     """Read every sentence of a CoNLL or JSONL file, checking each line. See the module docstring."""
     p = check_file(path)
     if detect_format(path, fmt, TAGGING_FORMATS, "tagging") == "jsonl":
-        sentences = _read_jsonl(p, labelled, tokens_key, tags_key, max_sentences, encoding)
+        sentences = _read_jsonl(p, labelled, tokens_key, tags_key, max_sentences, encoding, id_key)
     else:
         sentences = _read_conll(p, labelled, token_column, tag_column, max_sentences, encoding)
     if not sentences:
@@ -112,7 +114,8 @@ def _check_columns(path: Path, line: int, count: int, token_column: int, tag_col
 
 
 def _read_jsonl(
-    path: Path, labelled: bool, tokens_key: str, tags_key: str, max_sentences: int | None, encoding: str
+    path: Path, labelled: bool, tokens_key: str, tags_key: str, max_sentences: int | None, encoding: str,
+    id_key: str | None = None,
 ) -> list[TaggedSentence]:
     sentences: list[TaggedSentence] = []
     table = read_table(path, "jsonl", max_sentences, what="tagging", encoding=encoding)
@@ -136,7 +139,11 @@ def _read_jsonl(
                 raise SeqtuneError(
                     f"{where}: {len(tokens)} words but {len(tags)} tags; every word needs exactly one tag."
                 )
-        sentences.append(TaggedSentence(tokens, tags, where))
+        record_id = record.get(id_key) if id_key is not None else None
+        if record_id is not None and not isinstance(record_id, (str, int)):
+            raise SeqtuneError(f"{where}: the record id {id_key!r} must be a string or a whole number, "
+                               f"found {str(record_id)[:80]}.")
+        sentences.append(TaggedSentence(tokens, tags, where, record_id))
     return sentences
 
 
