@@ -8,6 +8,8 @@ after each epoch. Variants, each in its own subprocess:
   1x2   one process, train.num_threads=2
   2x1   `seqtune train --nproc 2` (torchrun, gloo), train.num_threads=1 and OMP_NUM_THREADS=1 in each
         process, train.batch_size=16 per process (global batch 32, the same steps as 1x1)
+  1x1-accum  one process, one thread, train.batch_size=16 and train.grad_accum_steps=2: the same
+        micro-batches as 2x1, so the same model up to float rounding (the accuracy check for 2x1)
 
 Reported per variant: wall time (command start to exit: model loading, tokenization, training, both
 evaluations), real training tokens per second (results.json: all processes' tokens over rank 0's
@@ -43,6 +45,8 @@ VARIANTS = {
     "1x1": {"nproc": None, "threads": 1, "batch": 32},
     "1x2": {"nproc": None, "threads": 2, "batch": 32},
     "2x1": {"nproc": 2, "threads": 1, "batch": 16},
+    # the same micro-batches as 2x1 (16 examples each, two per optimiser step), in one process
+    "1x1-accum": {"nproc": None, "threads": 1, "batch": 16, "accum": 2},
 }
 
 
@@ -50,7 +54,8 @@ def run_variant(name: str, rows: int, epochs: float, out: Path) -> dict:
     spec = VARIANTS[name]
     sets = [f"model.path={minilm_dir()}", f"data.train={DATA / 'train.tsv'}", f"data.dev={DATA / 'dev.tsv'}",
             f"data.max_rows={rows}", f"train.epochs={epochs}", f"train.batch_size={spec['batch']}",
-            f"train.num_threads={spec['threads']}", "train.progress=false", "train.keep_checkpoints=0",
+            f"train.num_threads={spec['threads']}", f"train.grad_accum_steps={spec.get('accum', 1)}",
+            "train.progress=false", "train.keep_checkpoints=0",
             f"output_dir={out / name}"]
     command = [sys.executable, "-m", "seqtune", "train", str(REPO / "configs" / "sst2.yaml"),
                *(["--nproc", str(spec["nproc"])] if spec["nproc"] else []),
