@@ -45,8 +45,12 @@ FOCUSED_TESTS = {
     "src/seqtune/tasks/windows.py": ["tests/tasks/test_windows.py"],
     "src/seqtune/tasks/qa_metrics.py": ["tests/tasks/test_qa_metrics.py", "tests/tasks/test_qa_metrics_exact.py"],
     "src/seqtune/tasks/qa_postprocess.py": ["tests/tasks/test_qa_postprocess_exact.py"],
-    "src/seqtune/data/readers/conll.py": ["tests/data/test_conll.py", "tests/data/test_conll_exact.py"],
+    "src/seqtune/data/readers/conll.py": ["tests/data/test_conll.py", "tests/data/test_conll_exact.py",
+                                          "tests/data/test_tagging_ids.py"],
     "src/seqtune/data/readers/fasta_labels.py": ["tests/data/test_fasta_labels.py"],
+    "src/seqtune/data/readers/fasta.py": ["tests/data/test_fasta_exact.py", "tests/data/test_encoding.py",
+                                          "tests/data/test_formats.py", "tests/data/test_fasta_labels.py",
+                                          "tests/data/test_sequences.py"],
 }
 
 # mutmut's exit codes (mutmut.stats.status_by_exit_code) reduced to killed / survived.
