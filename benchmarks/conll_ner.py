@@ -121,7 +121,7 @@ def compare_decodings(model_dir: str, out: Path) -> dict:
 def run_hf(args, grouped: bool) -> dict:
     import numpy as np
     from transformers import (AutoModelForTokenClassification, AutoTokenizer, DataCollatorForTokenClassification,
-                              Trainer, TrainerCallback, TrainingArguments)
+                              Trainer, TrainingArguments)
 
     from seqtune.data.readers.conll import read_tagged
     from seqtune.tasks.tagging import order_tags
@@ -154,16 +154,9 @@ def run_hf(args, grouped: bool) -> dict:
     model = AutoModelForTokenClassification.from_pretrained(
         minilm_dir(), num_labels=len(labels), id2label=dict(enumerate(labels)), label2id=label_to_id)
 
-    class StepTimer(TrainerCallback):
-        seconds, _t = 0.0, 0.0
+    from trainer_timing import step_timer  # benchmarks/ is on sys.path: these run as scripts
 
-        def on_step_begin(self, *a, **k):
-            self._t = time.perf_counter()
-
-        def on_step_end(self, *a, **k):
-            self.seconds += time.perf_counter() - self._t
-
-    timer = StepTimer()
+    timer = step_timer()  # seconds inside Trainer's steps
     training_args = TrainingArguments(
         output_dir=str(Path(args.workdir) / ("hf_grouped" if grouped else "hf")),
         per_device_train_batch_size=r["batch_size"], per_device_eval_batch_size=128, learning_rate=r["lr"],

@@ -131,7 +131,6 @@ def run_hf(args, model_dir: Path, train_rows: list[tuple[str, int]]) -> dict:
         AutoTokenizer,
         DataCollatorWithPadding,
         Trainer,
-        TrainerCallback,
         TrainingArguments,
     )
 
@@ -141,16 +140,9 @@ def run_hf(args, model_dir: Path, train_rows: list[tuple[str, int]]) -> dict:
     train = [{**{k: enc[k][i] for k in enc}, "labels": label} for i, (_, label) in enumerate(train_rows)]
     model = AutoModelForSequenceClassification.from_pretrained(model_dir, num_labels=2)
 
-    class StepTimer(TrainerCallback):
-        seconds, _t = 0.0, 0.0
+    from trainer_timing import step_timer  # benchmarks/ is on sys.path: these run as scripts
 
-        def on_step_begin(self, *a, **k):
-            self._t = time.perf_counter()
-
-        def on_step_end(self, *a, **k):
-            self.seconds += time.perf_counter() - self._t
-
-    timer = StepTimer()
+    timer = step_timer()  # seconds inside Trainer's steps
     training_args = TrainingArguments(
         output_dir=str(Path(args.workdir) / f"hf_{args.family}"), per_device_train_batch_size=32,
         learning_rate=1e-4, num_train_epochs=args.epochs, lr_scheduler_type="linear", warmup_steps=0,

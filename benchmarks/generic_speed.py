@@ -86,7 +86,6 @@ def run_trainer(args) -> dict:
         AutoTokenizer,
         DataCollatorWithPadding,
         Trainer,
-        TrainerCallback,
         TrainingArguments,
     )
 
@@ -107,16 +106,9 @@ def run_trainer(args) -> dict:
     dev = encode(read(DATA / "dev.tsv"))
     model = AutoModelForSequenceClassification.from_pretrained(args.model, num_labels=2)
 
-    class StepTimer(TrainerCallback):
-        seconds, _t = 0.0, 0.0
+    from trainer_timing import step_timer  # benchmarks/ is on sys.path: these run as scripts
 
-        def on_step_begin(self, *a, **k):
-            self._t = time.perf_counter()
-
-        def on_step_end(self, *a, **k):
-            self.seconds += time.perf_counter() - self._t
-
-    timer = StepTimer()
+    timer = step_timer()  # seconds inside Trainer's steps
     training_args = TrainingArguments(
         output_dir=str(Path(args.workdir) / "hf_dynamic"), per_device_train_batch_size=32,
         per_device_eval_batch_size=128, learning_rate=1e-4, num_train_epochs=args.epochs,
