@@ -130,3 +130,9 @@ def test_best_null_threshold_score_matches_squad_scores_at_that_threshold():
     answered = {q: ("" if d > threshold else best_spans[q]) for q, d in zip(golds, diffs)}
     assert squad_scores(answered, golds, version_2=True)["f1"] == pytest.approx(score)
     assert 0.0 <= score <= 1.0
+
+
+def test_best_null_threshold_of_no_questions_is_zero():
+    # It raised IndexError before session 6 (a dev set with no questions left after filtering).
+    empty = np.zeros(0)
+    assert best_null_threshold(empty, empty, np.zeros(0, dtype=bool)) == (0.0, 0.0)

@@ -102,6 +102,14 @@ def test_split_tag(tag, parts):
     ([["B-PER", "I-PER", "L-PER"]], "BILOU"),  # without U-
     ([["B-PER", "E-PER"]], "IOBES"),  # without S-
     ([["B_PER", "I_PER", "O"]], "IOB2"),
+    # IOE2 ends every entity with E-; IOE1 only before an adjacent entity of the same type (these
+    # were read as IOBES before session 6, so strict entity scores rejected every entity)
+    ([["I-PER", "E-PER", "O", "E-LOC"]], "IOE2"),
+    ([["E-LOC"]], "IOE2"),
+    ([["O", "I-PER", "E-PER"], ["E-ORG", "E-ORG"]], "IOE2"),
+    ([["I-PER", "E-PER", "I-PER", "O"]], "IOE1"),  # an entity that ends with I- before O
+    ([["I-PER", "I-LOC", "E-LOC"]], "IOE1"),  # I- before another type
+    ([["E-PER", "I-PER"]], "IOE1"),  # I- at the sentence end
     # not one scheme, or not entity tags
     ([["B-PER", "E-PER", "L-LOC"]], "none"),  # IOBES and BILOU mixed
     ([["S-PER", "U-LOC"]], "none"),
@@ -116,8 +124,8 @@ def test_detect_scheme_exact(tags, scheme):
 
 
 def test_detected_schemes_are_ones_seqeval_knows():
-    assert set(SCHEMES) >= {detect_scheme([t]) for t in (["B-X"], ["I-X"], ["S-X"], ["U-X"])}
-    assert {detect_scheme([t]) for t in (["B-X"], ["I-X"], ["S-X"], ["U-X"])} == {"IOB2", "IOB1", "IOBES", "BILOU"}
+    examples = (["B-X"], ["I-X"], ["S-X"], ["U-X"], ["E-X"], ["E-X", "I-X"])
+    assert {detect_scheme([t]) for t in examples} == set(SCHEMES)
 
 
 # ---- entity scores --------------------------------------------------------------------------------
@@ -290,3 +298,9 @@ def test_viterbi_reaches_the_brute_force_optimum(scheme, n, seed):
     decoded = viterbi_decode(scores, *masks)
     assert invalid_transitions(decoded, *masks) == 0  # "O" alone is always allowed
     assert sum(scores[t, c] for t, c in enumerate(decoded)) == pytest.approx(brute_force(scores, *masks))
+
+
+def test_perfect_ioe2_predictions_score_one_under_the_detected_scheme():
+    # Read as IOBES (before session 6), seqeval's strict mode found no valid entity: F1 0.0.
+    gold = [["I-PER", "E-PER", "O", "E-LOC"], ["O", "I-ORG", "I-ORG", "E-ORG"]]
+    assert entity_report(gold, gold, detect_scheme(gold))["f1"] == 1.0

@@ -109,6 +109,8 @@ def best_null_threshold(score_diffs: np.ndarray, span_scores: np.ndarray, has_an
     plus "always no answer". Only the score's scale is a fraction; the threshold is on the scale
     of the score diffs (logits), as in the official script's `find_best_thresh`.
     """
+    if len(score_diffs) == 0:  # no questions: nothing to tune
+        return 0.0, 0.0
     order = np.argsort(score_diffs, kind="stable")
     diffs = score_diffs[order]
     # Answering question i with its span instead of "" changes its score by:

@@ -15,7 +15,7 @@ are decoded by default (`decode: viterbi`) as the tag sequence with the highest 
 score among those the scheme allows (no "O I-PER", no "B-LOC I-PER"; IOBES/BILOU entities also
 end properly); `decode: argmax` takes each word's best tag alone, as POS tags (scheme "none")
 always do. Metrics and predictions use the same decoding. Metrics: entity-level
-precision/recall/F1 in seqeval's strict mode for the tag scheme (IOB1/IOB2/IOBES/BILOU, detected
+precision/recall/F1 in seqeval's strict mode for the tag scheme (IOB1/IOB2/IOE1/IOE2/IOBES/BILOU, detected
 from the training tags unless `scheme` is set), per-type scores, seqeval's default-mode F1
 (`f1_conlleval`), word accuracy and the tag confusion matrix. Tags that are not entity tags (POS)
 get scheme "none": accuracy (the primary metric then) plus per-tag scores.

@@ -68,35 +68,41 @@ def split_tag(tag: str) -> tuple[str | None, str]:
 
 
 def detect_scheme(tag_sequences: list[list[str]]) -> str:
-    """Guess the tagging scheme of training tags: "IOBES", "IOB2", "IOB1" or "none" (not entity tags).
+    """Guess the tagging scheme of training tags: "IOBES", "BILOU", "IOB2", "IOB1", "IOE2", "IOE1" or
+    "none" (not entity tags).
 
     IOB2 starts every entity with B-; IOB1 uses B- only between two adjacent entities of one type,
-    so an I-X after O or after another type means IOB1. Tags without B/I/E/S prefixes (besides "O")
-    are not entity tags (POS tags): entity metrics are then skipped.
+    so an I-X after O or after another type means IOB1. IOE2 and IOE1 are the mirror image at the
+    entity's end (E- on every last token, or only before an adjacent entity of the same type, so an
+    I-X followed by O or another type means IOE1). Tags with only I- prefixes read as IOB1. Tags
+    without B/I/E/S/L/U prefixes (besides "O") are not entity tags (POS tags): entity metrics are
+    then skipped.
     """
     prefixes = set()
-    iob1 = False
+    iob1 = ioe1 = False
     for tags in tag_sequences:
-        previous_type = None
-        for tag in tags:
-            prefix, kind = split_tag(tag)
+        parts = [(None, None) if tag == "O" else split_tag(tag) for tag in tags]
+        for i, (tag, (prefix, kind)) in enumerate(zip(tags, parts)):
             if tag == "O":
-                previous_type = None
                 continue
             if prefix is None:
                 return "none"
             prefixes.add(prefix)
-            if prefix == "I" and previous_type != kind:
-                iob1 = True
-            previous_type = kind
+            if prefix == "I":
+                previous = parts[i - 1] if i > 0 else (None, None)
+                following = parts[i + 1] if i + 1 < len(parts) else (None, None)
+                iob1 = iob1 or previous[1] != kind  # an entity that begins with I-
+                ioe1 = ioe1 or following[1] != kind  # an entity that ends with I-
     if not prefixes:
         return "none"
-    if prefixes & {"E", "S"} and prefixes <= {"B", "I", "E", "S"}:
+    if prefixes & {"E", "S"} and prefixes <= {"B", "I", "E", "S"} and prefixes & {"B", "S"}:
         return "IOBES"
     if prefixes & {"L", "U"} and prefixes <= {"B", "I", "L", "U"}:
         return "BILOU"
     if prefixes <= {"B", "I"}:
         return "IOB1" if iob1 else "IOB2"
+    if prefixes <= {"I", "E"}:
+        return "IOE1" if ioe1 else "IOE2"
     return "none"
 
 
