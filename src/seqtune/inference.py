@@ -218,7 +218,7 @@ def fill_mask(model: TaskModel, tokenizer: Tokenizer, texts: list[str], top_k: i
     """Top-k predictions at every [MASK] of each text.
 
     Returns, per text, one entry per [MASK]: {"position": token index, "predictions":
-    [{"token", "id", "probability"}, ...]} (probabilities over the whole vocabulary).
+    [{"token", "id", "probability"}, ...]} (probabilities over the tokenizer's whole vocabulary).
     """
     if tokenizer.mask_id is None:
         raise SeqtuneError("the tokenizer has no [MASK] token.")
@@ -234,7 +234,10 @@ def fill_mask(model: TaskModel, tokenizer: Tokenizer, texts: list[str], top_k: i
     device = next(model.parameters()).device
     batch = {k: v.to(device) for k, v in batch.items()}
     with torch.inference_mode():
-        probs = model(batch).float().softmax(-1)  # (M, V)
+        # A model's vocabulary may be padded past the tokenizer's (e.g. to a multiple of 8): those
+        # output rows are no token, so they are left out.
+        vocab_size = tokenizer.backend.get_vocab_size(with_added_tokens=True)
+        probs = model(batch)[:, :vocab_size].float().softmax(-1)  # (M, V)
     top = probs.topk(min(top_k, probs.shape[-1]), dim=-1)
     rows, cols = batch["mlm_positions"].nonzero(as_tuple=True)
     out: list[list[dict]] = [[] for _ in texts]

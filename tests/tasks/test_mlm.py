@@ -154,6 +154,20 @@ def test_fill_mask_predicts_each_mask(tmp_path, char_task):
         fill_mask(model, tok, ["MKT"])
 
 
+def test_fill_mask_leaves_out_embedding_rows_past_the_tokenizer(tmp_path, char_task):
+    # A model whose vocabulary is padded past the tokenizer's (e.g. to a multiple of 8): before session 6
+    # those rows were ranked too and printed as token None.
+    tok = char_task.tokenizer
+    cfg = encoder_config(ArchitectureSpec(layers=1, hidden=32, heads=2, intermediate=64, max_positions=64),
+                         tok.vocab_size + 5)
+    init = write_initial_model(tmp_path / "padded", cfg, tok, seed=0)
+    model, loaded = load_masked_lm(str(init), "cpu")
+    predictions = fill_mask(model, loaded, ["MK[MASK]AY"], top_k=tok.vocab_size + 5)[0][0]["predictions"]
+    assert len(predictions) == tok.vocab_size
+    assert all(p["token"] is not None and p["id"] < tok.vocab_size for p in predictions)
+    assert sum(p["probability"] for p in predictions) == pytest.approx(1.0, abs=1e-4)
+
+
 def test_fill_mask_refuses_a_checkpoint_without_mlm_head(tiny_checkpoint):
     with pytest.raises(SeqtuneError, match="no MLM head"):
         load_masked_lm(str(tiny_checkpoint), "cpu")
