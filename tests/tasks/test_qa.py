@@ -218,3 +218,12 @@ def test_official_dev_answers_map_to_tokens(shared_data, minilm_dir):
         for f in labelled)
     assert len(examples) == 3335 and len(dataset.features) > len(examples)
     assert exact / len(labelled) > 0.99  # the rest are answers inside a word ("gold" in "golden")
+
+
+def test_a_model_of_overlapping_kmers_is_refused():
+    from seqtune.vocab_builder import build_char_tokenizer
+
+    kmers = build_char_tokenizer(alphabet="ACGT", kmer=3, overlap=True)
+    with pytest.raises(SeqtuneError, match="task.type qa needs a vocabulary of words or characters, but the "
+                                           "model reads overlapping 3-mers"):
+        make_task(kmers)

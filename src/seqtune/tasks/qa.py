@@ -50,6 +50,12 @@ class QuestionAnsweringTask(Task):
     def __init__(self, options, data, tokenizer):
         super().__init__(options, data, tokenizer)
         self.version_2 = bool(options.version_2_with_negative)
+        if tokenizer.overlapping_kmer:  # overlapping k-mer tokens have no answer boundaries to cut at
+            raise SeqtuneError(
+                f"task.type qa needs a vocabulary of words or characters, but the model reads overlapping "
+                f"{tokenizer.overlapping_kmer}-mers (model.vocab.kmer_overlap): a span of them does not end at "
+                "an answer's last character. Use residues, tagging or a sequence task with this model."
+            )
         if options.n_best < 1 or options.max_answer_length < 1:
             raise SeqtuneError(
                 f"task.n_best ({options.n_best}) and task.max_answer_length ({options.max_answer_length}) "
