@@ -51,6 +51,9 @@ FOCUSED_TESTS = {
     "src/seqtune/data/readers/fasta.py": ["tests/data/test_fasta_exact.py", "tests/data/test_encoding.py",
                                           "tests/data/test_formats.py", "tests/data/test_fasta_labels.py",
                                           "tests/data/test_sequences.py"],
+    "src/seqtune/data/readers/table.py": ["tests/data/test_table.py", "tests/data/test_table_exact.py",
+                                          "tests/data/test_header.py", "tests/data/test_formats.py",
+                                          "tests/data/test_format_per_file.py"],
 }
 
 # mutmut's exit codes (mutmut.stats.status_by_exit_code) reduced to killed / survived.
