@@ -111,7 +111,9 @@ def read_squad(path: str, max_rows: int | None = None, fmt: str = "auto", encodi
             )
         examples = _read_jsonl(file, max_rows, encoding)
     if not examples:
-        chosen = f" (articles {articles.start}:{articles.stop})" if articles is not None else ""
+        chosen = "" if articles is None else (  # a selector is only taken with SQuAD JSON, so `document` has articles
+            f" in the articles chosen ({path.split(SELECTOR, 1)[1]}; the file has {len(document['data'])} articles, "
+            "numbered from 0)")
         raise SeqtuneError(f"{path}: the dataset has no questions{chosen}.")
     _check_unique_ids(examples, file)
     return examples
