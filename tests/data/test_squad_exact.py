@@ -117,6 +117,16 @@ def test_jsonl_examples_exactly(tmp_path):
     assert [e.id for e in read_squad(path, max_rows=2)] == ["a", "9"]
 
 
+def test_layout_is_told_by_content_whatever_the_extension(tmp_path):
+    """An extension no format claims is read as SQuAD JSON (here indented, so its first line is no JSON
+    object), or as JSONL when its lines are JSON objects."""
+    document = tmp_path / "dev.data"
+    document.write_text(json.dumps(squad(article([question("q1")])), indent=1))
+    assert [(e.id, e.answers) for e in read_squad(str(document))] == [("q1", [Answer("France", 12)])]
+    lines = write_jsonl(tmp_path, [{"id": "a", "question": "Q", "context": "C"}], "dev.lines")
+    assert [e.id for e in read_squad(lines)] == ["a"]
+
+
 def test_jsonl_one_line_and_the_encoding(tmp_path):
     """A JSONL file of one record parses as one JSON object without 'data': it is read as JSONL."""
     path = write_jsonl(tmp_path, [{"id": "x", "question": "Où?", "context": "À Paris.", "answers": [
@@ -184,6 +194,12 @@ def test_document_messages(tmp_path):
     (squad(article([question("q", answers=[("Paris", 19)])])),
      "question id 'q' ('T', paragraph 0): answer 0 'Paris' does not match the context at answer_start 19: the "
      "context has only 19 characters. answer_start must be the character offset of the answer in the context."),
+    (squad(article([question("q", answers=[("France", -7)])])),  # context[-7:-1] is 'France': still refused
+     "question id 'q' ('T', paragraph 0): answer 0 'France' does not match the context at answer_start -7: the "
+     "context has only 19 characters. answer_start must be the character offset of the answer in the context."),
+    (squad(article([question("q", answers=[("France", 0)])])),
+     "question id 'q' ('T', paragraph 0): answer 0 'France' does not match the context at answer_start 0: the "
+     "context has 'Paris ' there. answer_start must be the character offset of the answer in the context."),
     (squad(article([question("q", answers=[("Paris", -1)])])),
      "question id 'q' ('T', paragraph 0): answer 0 'Paris' does not match the context at answer_start -1: the "
      "context has only 19 characters. answer_start must be the character offset of the answer in the context."),

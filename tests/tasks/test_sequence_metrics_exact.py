@@ -154,3 +154,14 @@ def test_regression_correlation_of_a_constant_side_is_zero(gold, pred):
     m = regression_metrics(np.array(gold), np.array(pred))
     assert (m["pearson"], m["spearman"]) == (0.0, 0.0)
     assert m["mse"] == pytest.approx(2 / 3)
+
+
+def test_multilabel_labels_never_seen_score_zero_not_one():
+    """A label neither in the gold data nor predicted has F1 0 (scikit-learn's zero_division=0), which
+    pulls macro F1 down; micro F1 with no label anywhere is 0 too, while every example is exactly right."""
+    gold = [[1, 0], [1, 0]]
+    m = multilabel_metrics(gold, np.array([[0.9, 0.1], [0.8, 0.2]]), ["a", "b"], 0.5)
+    assert m["per_label"]["b"] == {"precision": 0.0, "recall": 0.0, "f1": 0.0, "support": 0}
+    assert m["f1_macro"] == 0.5 and m["f1_micro"] == 1.0
+    nothing = multilabel_metrics([[0, 0]], np.array([[0.1, 0.2]]), ["a", "b"], 0.5)
+    assert (nothing["f1_micro"], nothing["f1_macro"], nothing["subset_accuracy"]) == (0.0, 0.0, 1.0)
