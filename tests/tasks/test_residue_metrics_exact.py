@@ -62,3 +62,10 @@ def test_q8_and_other_label_sets():
 ])
 def test_accuracy_alias(labels, alias):
     assert accuracy_alias(labels) == alias
+
+
+def test_masked_residues_are_counted_over_all_sequences():
+    gold = [np.array([0, 1, 2]), np.array([2, 2]), np.array([1])]
+    m = residue_metrics(gold, gold, [[True, False, False], None, [False]], LABELS)
+    assert m["residues"] == {"scored": 3, "masked": 3, "unknown": {}}
+    assert m["accuracy"] == 1.0 and m["confusion_matrix"]["matrix"] == [[1, 0, 0], [0, 0, 0], [0, 0, 2]]
