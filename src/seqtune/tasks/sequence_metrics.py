@@ -43,10 +43,9 @@ def multilabel_metrics(gold: np.ndarray, probabilities: np.ndarray, labels: list
     one labels x labels matrix does not exist here, since an example has any number of labels."""
     gold = np.asarray(gold, dtype=int).reshape(-1, len(labels))
     predicted = (np.asarray(probabilities) >= threshold).astype(int).reshape(-1, len(labels))
-    ids = list(range(len(labels)))
-    precision, recall, f1, support = precision_recall_fscore_support(
-        gold, predicted, labels=ids, average=None, zero_division=0)
-    matrices = multilabel_confusion_matrix(gold, predicted, labels=ids)
+    # one column per label: scikit-learn scores every column of the (N, L) indicator arrays
+    precision, recall, f1, support = precision_recall_fscore_support(gold, predicted, average=None, zero_division=0)
+    matrices = multilabel_confusion_matrix(gold, predicted)
     return {
         "f1_micro": float(f1_score(gold, predicted, average="micro", zero_division=0)),
         "f1_macro": float(f1_score(gold, predicted, average="macro", zero_division=0)),
