@@ -51,6 +51,21 @@ FOCUSED_TESTS = {
     "src/seqtune/data/readers/fasta.py": ["tests/data/test_fasta_exact.py", "tests/data/test_encoding.py",
                                           "tests/data/test_formats.py", "tests/data/test_fasta_labels.py",
                                           "tests/data/test_sequences.py"],
+    "src/seqtune/data/readers/table.py": ["tests/data/test_table.py", "tests/data/test_table_exact.py",
+                                          "tests/data/test_header.py", "tests/data/test_formats.py",
+                                          "tests/data/test_format_per_file.py"],
+    "src/seqtune/data/readers/sequences.py": ["tests/data/test_sequences.py", "tests/data/test_sequences_exact.py",
+                                              "tests/data/test_header.py", "tests/data/test_formats.py",
+                                              "tests/data/test_format_per_file.py", "tests/data/test_encoding.py"],
+    "src/seqtune/data/readers/squad.py": ["tests/data/test_squad.py", "tests/data/test_squad_exact.py",
+                                          "tests/data/test_formats.py", "tests/data/test_encoding.py"],
+    "src/seqtune/data/readers/formats.py": ["tests/data/test_formats.py", "tests/data/test_formats_exact.py",
+                                            "tests/data/test_format_per_file.py", "tests/data/test_encoding.py",
+                                            "tests/data/test_table.py", "tests/data/test_header.py",
+                                            "tests/data/test_lines_exact.py"],
+    "src/seqtune/data/readers/lines.py": ["tests/data/test_lines_exact.py", "tests/data/test_formats.py"],
+    "src/seqtune/tasks/residue_metrics.py": ["tests/tasks/test_residue_metrics_exact.py"],
+    "src/seqtune/tasks/sequence_metrics.py": ["tests/tasks/test_sequence_metrics_exact.py"],
 }
 
 # mutmut's exit codes (mutmut.stats.status_by_exit_code) reduced to killed / survived.

@@ -18,13 +18,6 @@ import math
 import numpy as np
 import torch
 import torch.nn.functional as F
-from sklearn.metrics import (
-    accuracy_score,
-    f1_score,
-    matthews_corrcoef,
-    multilabel_confusion_matrix,
-    precision_recall_fscore_support,
-)
 from sklearn.utils.class_weight import compute_class_weight
 
 from seqtune.config import ClassificationOptions, MultiLabelOptions
@@ -37,7 +30,7 @@ from seqtune.tasks.sequence import (
     sigmoid,
     softmax,
 )
-from seqtune.tasks.token_metrics import labelled_confusion_matrix
+from seqtune.tasks.sequence_metrics import classification_metrics, multilabel_metrics
 
 
 class LabelMapMixin:
@@ -207,17 +200,10 @@ class ClassificationTask(LabelMapMixin, SequenceTask):
 
     def metrics(self, outputs, dataset: EncodedDataset) -> dict:
         """Scores in [0, 1]; `examples` (int); the confusion matrix as {"labels", "matrix"}, rows =
-        gold, columns = predicted (`token_metrics.labelled_confusion_matrix`)."""
+        gold, columns = predicted (`sequence_metrics.classification_metrics`)."""
         gold = np.array(self.example_labels(dataset))
         pred = self.example_outputs(outputs, dataset).argmax(-1)
-        return {
-            "accuracy": float(accuracy_score(gold, pred)),
-            "f1_macro": float(f1_score(gold, pred, average="macro", labels=range(len(self.labels)), zero_division=0)),
-            "f1_micro": float(f1_score(gold, pred, average="micro", zero_division=0)),
-            "mcc": float(matthews_corrcoef(gold, pred)),
-            "examples": int(len(gold)),
-            "confusion_matrix": labelled_confusion_matrix(gold, pred, self.labels),
-        }
+        return classification_metrics(gold, pred, self.labels)
 
     def predictions(self, outputs, dataset: EncodedDataset) -> list[dict]:
         probs = softmax(self.example_outputs(outputs, dataset))
@@ -290,28 +276,10 @@ class MultiLabelTask(LabelMapMixin, SequenceTask):
         """Scores in [0, 1]; `examples` (int); per label precision/recall/F1/support and a 2x2
         confusion matrix in the shape of the other tasks' ({"labels": ["absent", "present"],
         "matrix": [[tn, fp], [fn, tp]]}, rows = gold). One labels x labels matrix does not exist
-        here, since an example has any number of gold and predicted labels."""
-        gold = np.array(self.example_labels(dataset), dtype=int).reshape(-1, len(self.labels))
-        pred = (sigmoid(self.example_outputs(outputs, dataset)) >= self.options.threshold).astype(int)
-        pred = pred.reshape(-1, len(self.labels))
-        ids = list(range(len(self.labels)))
-        precision, recall, f1, support = precision_recall_fscore_support(
-            gold, pred, labels=ids, average=None, zero_division=0)
-        matrices = multilabel_confusion_matrix(gold, pred, labels=ids)
-        return {
-            "f1_micro": float(f1_score(gold, pred, average="micro", zero_division=0)),
-            "f1_macro": float(f1_score(gold, pred, average="macro", zero_division=0)),
-            "subset_accuracy": float(accuracy_score(gold, pred)),
-            "examples": int(len(gold)),
-            "per_label": {
-                label: {"precision": float(p), "recall": float(r), "f1": float(f), "support": int(n)}
-                for label, p, r, f, n in zip(self.labels, precision, recall, f1, support)
-            },
-            "confusion_matrices": {
-                label: {"labels": ["absent", "present"], "matrix": [[int(c) for c in row] for row in m]}
-                for label, m in zip(self.labels, matrices)
-            },
-        }
+        here, since an example has any number of gold and predicted labels
+        (`sequence_metrics.multilabel_metrics`)."""
+        probabilities = sigmoid(self.example_outputs(outputs, dataset))
+        return multilabel_metrics(self.example_labels(dataset), probabilities, self.labels, self.options.threshold)
 
     def predictions(self, outputs, dataset: EncodedDataset) -> list[dict]:
         probs = sigmoid(self.example_outputs(outputs, dataset))

@@ -11,12 +11,12 @@ import math
 
 import numpy as np
 import torch.nn.functional as F
-from scipy.stats import pearsonr, spearmanr
 
 from seqtune.config import RegressionOptions
 from seqtune.errors import SeqtuneError
 from seqtune.tasks.base import EncodedDataset
 from seqtune.tasks.sequence import SequenceTask, TextExample
+from seqtune.tasks.sequence_metrics import regression_metrics
 
 
 class RegressionTask(SequenceTask):
@@ -46,15 +46,8 @@ class RegressionTask(SequenceTask):
         return ["pearson", "spearman", "mse", "examples"]
 
     def metrics(self, outputs, dataset: EncodedDataset) -> dict:
-        gold = np.array(self.example_labels(dataset))
-        pred = self.example_outputs(outputs, dataset)[:, 0]
-        constant = np.ptp(pred) == 0 or np.ptp(gold) == 0  # correlation undefined
-        return {
-            "pearson": 0.0 if constant else float(pearsonr(gold, pred)[0]),
-            "spearman": 0.0 if constant else float(spearmanr(gold, pred)[0]),
-            "mse": float(np.mean((gold - pred) ** 2)),
-            "examples": int(len(gold)),
-        }
+        """Pearson, Spearman (0.0 when either side is constant), MSE (`sequence_metrics.regression_metrics`)."""
+        return regression_metrics(np.array(self.example_labels(dataset)), self.example_outputs(outputs, dataset)[:, 0])
 
     def predictions(self, outputs, dataset: EncodedDataset) -> list[dict]:
         scores = self.example_outputs(outputs, dataset)[:, 0]

@@ -46,14 +46,10 @@ from seqtune.data.readers.sequences import LabelledSequence, make_record, read_s
 from seqtune.errors import SeqtuneError
 from seqtune.kmers import position_kmers, require_whole_kmers
 from seqtune.tasks.alphabet import case_folder, kmer_length, source_of, warn_unknown
+from seqtune.tasks.residue_metrics import accuracy_alias, residue_metrics
 from seqtune.tasks.sequence import natural_sort
-from seqtune.tasks.token_metrics import label_report
 from seqtune.tasks.token_task import TokenDataset, TokenTask
 from seqtune.tasks.windows import IGNORE_INDEX
-
-Q3_LABELS = {"H", "E", "C"}
-Q8_LABELS = {"H", "G", "I", "E", "B", "T", "S", "C"}
-
 
 @dataclass
 class ResidueDataset(TokenDataset):
@@ -193,32 +189,18 @@ class ResidueTask(TokenTask):
         return [logits.argmax(-1) for logits in self.example_outputs(outputs, dataset)]
 
     def metric_names(self) -> list[str]:
-        q = ["q3"] if set(self.labels) == Q3_LABELS else ["q8"] if set(self.labels) == Q8_LABELS else []
-        return ["accuracy", *q, "macro_f1"]
+        alias = accuracy_alias(self.labels)
+        return ["accuracy", *([alias] if alias else []), "macro_f1"]
 
     def metrics(self, outputs: list[np.ndarray], dataset: ResidueDataset) -> dict:
-        predicted = self.residue_predictions(outputs, dataset)
-        gold, pred, masked = [], [], 0
-        for e, p in zip(dataset.examples, predicted):
+        """Over unmasked residues (`residue_metrics.residue_metrics`)."""
+        gold = []
+        for e in dataset.examples:
             if e.labels is None:
                 raise SeqtuneError(f"{e.where}: metrics need labels for every sequence.")
-            g = np.asarray(self.label_ids(e.labels, e.where))
-            keep = np.asarray(e.mask, dtype=bool) if e.mask is not None else np.ones(len(g), dtype=bool)
-            masked += int((~keep).sum())
-            gold.append(g[keep])
-            pred.append(p[keep])
-        report = label_report(np.concatenate(gold), np.concatenate(pred), self.labels)
-        metrics = {"accuracy": report["accuracy"]}
-        if set(self.labels) == Q3_LABELS:
-            metrics["q3"] = report["accuracy"]
-        elif set(self.labels) == Q8_LABELS:
-            metrics["q8"] = report["accuracy"]
-        metrics["macro_f1"] = report["macro_f1"]
-        metrics["residues"] = {"scored": int(sum(len(g) for g in gold)), "masked": masked,
-                               "unknown": dict(dataset.unknown.most_common())}
-        metrics["per_label"] = report["per_label"]
-        metrics["confusion_matrix"] = report["confusion_matrix"]
-        return metrics
+            gold.append(np.asarray(self.label_ids(e.labels, e.where)))
+        return residue_metrics(gold, self.residue_predictions(outputs, dataset),
+                               [e.mask for e in dataset.examples], self.labels, dataset.unknown)
 
     def predictions(self, outputs: list[np.ndarray], dataset: ResidueDataset,
                     probabilities: bool = False) -> list[dict]:

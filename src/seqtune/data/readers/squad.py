@@ -111,9 +111,11 @@ def read_squad(path: str, max_rows: int | None = None, fmt: str = "auto", encodi
             )
         examples = _read_jsonl(file, max_rows, encoding)
     if not examples:
-        chosen = f" (articles {articles.start}:{articles.stop})" if articles is not None else ""
+        chosen = "" if articles is None else (  # a selector is only taken with SQuAD JSON, so `document` has articles
+            f" in the articles chosen ({path.split(SELECTOR, 1)[1]}; the file has {len(document['data'])} articles, "
+            "numbered from 0)")
         raise SeqtuneError(f"{path}: the dataset has no questions{chosen}.")
-    _check_unique_ids(examples, file)
+    _check_unique_ids(examples)
     return examples
 
 
@@ -153,7 +155,7 @@ def _read_squad_json(file: str, document: dict, articles: slice | None, max_rows
     return examples
 
 
-def _read_jsonl(file: str, max_rows: int | None, encoding: str = "utf-8") -> list[QAExample]:
+def _read_jsonl(file: str, max_rows: int | None, encoding: str) -> list[QAExample]:
     table = read_table(file, "jsonl", max_rows, encoding=encoding)
     examples = []
     for i, row in enumerate(table.rows):
@@ -240,7 +242,7 @@ def _check_impossible(record: dict, answers: list[Answer] | None, where: str) ->
     return [] if flag else answers
 
 
-def _check_unique_ids(examples: list[QAExample], file: str) -> None:
+def _check_unique_ids(examples: list[QAExample]) -> None:
     seen: dict[str, str] = {}
     for ex in examples:
         if ex.id in seen:

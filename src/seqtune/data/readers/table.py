@@ -132,7 +132,7 @@ def _read_delimited(path: str | Path, fmt: str, max_rows: int | None, header: bo
     return Table(str(path), columns or [], rows, lines, header, fmt)
 
 
-def _read_jsonl(path: str | Path, max_rows: int | None, encoding: str = "utf-8") -> Table:
+def _read_jsonl(path: str | Path, max_rows: int | None, encoding: str) -> Table:
     rows, lines, columns = [], [], {}
     for n, line in numbered_lines(path, encoding):
         if max_rows is not None and len(rows) >= max_rows:
