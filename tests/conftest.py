@@ -10,7 +10,6 @@ import torch
 
 from seqtune.models.checkpoint import encoder_state_to_hf, save_weights
 from seqtune.models.encoder import Encoder, EncoderConfig
-from seqtune.tokenization import Tokenizer, wordpiece_from_vocab
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED_DATA = REPO.parent / "shared" / "data"
