@@ -181,6 +181,9 @@ class TrainConfig:
     # also log the run's scalars, config and final metrics to these trackers (optional extras; tracking.py)
     log_to: list[Literal["tensorboard", "mlflow"]] | None = None
     gradient_checkpointing: bool = False  # recompute each encoder block in backward: less activation memory, ~1/3 more compute
+    # glibc (Linux): allocations above this many bytes get their own mapping, given back when freed, so peak
+    # memory does not grow over the steps (slower: fresh pages for every large tensor); null: glibc's default
+    malloc_mmap_threshold: Annotated[int, Range(ge=0, le=1 << 25)] | None = None
     checkpoint_every_steps: Annotated[int, Range(ge=1)] | None = None  # also save the training state every N optimiser steps (it is saved at each epoch end)
     keep_checkpoints: Annotated[int, Range(ge=0)] = 2  # newest training-state checkpoints kept in checkpoints/ for --resume; 0: none
 
