@@ -51,9 +51,11 @@ def test_a_dropped_sampler_stops_its_thread():
 
 
 HEAP_SCRIPT = """
-import sys
+import importlib.util, sys
 import numpy as np
-from seqtune.memory import limit_heap_retention, read_status
+spec = importlib.util.spec_from_file_location("memory", sys.argv[2])  # seqtune/memory.py alone: no torch import
+memory = importlib.util.module_from_spec(spec); spec.loader.exec_module(memory)
+limit_heap_retention, read_status = memory.limit_heap_retention, memory.read_status
 line = limit_heap_retention(None if sys.argv[1] == "none" else int(sys.argv[1]))
 big = np.ones(8 << 20, dtype=np.uint8); del big  # glibc raises its threshold after a large block is freed
 base = read_status()["RssAnon"]
@@ -64,7 +66,10 @@ print(line, (read_status()["RssAnon"] - base) >> 20)
 
 
 def heap_run(threshold: str, **env) -> tuple[str, int]:
-    out = subprocess.run([sys.executable, "-c", HEAP_SCRIPT, threshold], capture_output=True, text=True, check=True,
+    import seqtune.memory
+
+    out = subprocess.run([sys.executable, "-c", HEAP_SCRIPT, threshold, seqtune.memory.__file__],
+                         capture_output=True, text=True, check=True,
                          env={k: v for k, v in os.environ.items() if k != "MALLOC_MMAP_THRESHOLD_"} | env)
     line, _, kept = out.stdout.strip().rpartition(" ")
     return line, int(kept)

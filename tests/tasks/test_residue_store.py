@@ -144,21 +144,21 @@ def test_a_damaged_labels_file_is_an_error_naming_the_store(tokenizer, tmp_path)
 def test_training_with_and_without_the_store_gives_the_same_run(tmp_path):
     checkpoint = write_char_checkpoint(tmp_path / "bert", alphabet=PROTEIN + "X", max_positions=64)
     rng = random.Random(5)
-    train = write_csv(tmp_path / "train.csv", generated_proteins(rng, 40, max_len=80))
+    train = write_csv(tmp_path / "train.csv", generated_proteins(rng, 24, max_len=70))
     dev = write_csv(tmp_path / "dev.csv", generated_proteins(rng, 10))
     results = []
     for store in ("true", "false"):
         out = tmp_path / f"runs-{store}"
         args = ["train", "--set", "task.type=residues", "--set", f"model.path={checkpoint}"]
         for item in (f"data.train={train}", f"data.dev={dev}", "data.text_column=input", "data.label_column=dssp3",
-                     "data.mask_column=resolved_mask", "data.max_length=32", "train.epochs=2", "train.batch_size=8",
+                     "data.mask_column=resolved_mask", "data.max_length=32", "train.epochs=1", "train.batch_size=8",
                      "train.progress=false", "train.num_threads=1", f"output_dir={out}", f"data.token_store={store}"):
             args += ["--set", item]
         assert main(args) == 0
         (run,) = out.iterdir()
         metrics = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
         results.append([(m["train_loss"], m["accuracy"]) for m in metrics])
-    assert results[0] == results[1] and len(results[0]) == 2
+    assert results[0] == results[1] and len(results[0]) == 1
 
 
 def test_the_data_config_switch_keeps_records_in_memory(tokenizer, tmp_path):
