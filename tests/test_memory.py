@@ -84,3 +84,13 @@ def test_a_fixed_mmap_threshold_gives_freed_blocks_back():
     assert line == "None" and kept_default > 80  # glibc's default keeps the freed blocks in its heap
     line, _ = heap_run("131072", MALLOC_MMAP_THRESHOLD_="65536")
     assert line == "None"  # the user's own setting wins
+
+
+def test_task_modules_load_no_metrics_library():
+    """scikit-learn (85 MiB with the pandas and scipy.stats it imports) loads when metrics are computed,
+    not with a task: `predict` and `serve` never pay for it."""
+    code = ("import sys, seqtune.tasks.classification, seqtune.tasks.residues, seqtune.tasks.regression, "
+            "seqtune.tasks.tagging, seqtune.training.setup; "
+            "print(sorted(m for m in ('sklearn', 'scipy.stats', 'pandas') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
