@@ -21,8 +21,12 @@ Rows (`--rows`, comma-separated):
          DataCollatorForTokenClassification + Trainer, each protein truncated to 512 tokens.
   mlm_x10  seqtune only: the MLM row on the corpus repeated 10 times (463M residues).
 
+  ss: seqtune reads the training file into a token store (a first start, in a fresh cache).
+
     python benchmarks/memory.py                   # mlm, sst2, ss; writes benchmarks/out/memory.json
     python benchmarks/memory.py --rows mlm_x10 --corpus-x10 /tmp/uniprot_x10.fasta.gz
+    python benchmarks/memory.py --rows ss,sst2 --sides seqtune --seqtune-set train.malloc_mmap_threshold=131072 \
+        --label mmap                              # seqtune with a setting, kept as "ss:seqtune-mmap"
 """
 
 from __future__ import annotations
@@ -57,7 +61,7 @@ def run_mlm_seqtune(args) -> dict:
     out = Path(args.workdir) / "mlm_runs"
     sets = [*MLM_SETTINGS, f"data.train={args.corpus}", f"train.epochs={mlm_steps_epochs() / args.repeat}",
             f"output_dir={out}", "name=mlm"]
-    code = main(["pretrain", *[x for s in sets for x in ("--set", s)]])
+    code = main(["pretrain", *[x for s in [*sets, *args.seqtune_set] for x in ("--set", s)]])
     run = max(p for p in out.iterdir() if p.name.startswith("mlm-2"))
     results = json.loads((run / "results.json").read_text())
     log = (run / "log.txt").read_text()
@@ -120,7 +124,7 @@ def run_mlm_hf(args) -> dict:
 def run_sst2(args, side: str) -> dict:
     import sst2_speed
 
-    ns = argparse.Namespace(rows=4000, epochs=1, workdir=str(Path(args.workdir) / "sst2"))
+    ns = argparse.Namespace(rows=4000, epochs=1, workdir=str(Path(args.workdir) / "sst2"), sets=args.seqtune_set)
     return sst2_speed.run_seqtune(ns) if side == "seqtune" else sst2_speed.run_hf(ns, pad_to_128=False)
 
 
@@ -142,10 +146,11 @@ def ss_initial_model(args) -> str:
 def run_ss_seqtune(args) -> dict:
     from seqtune.cli import main
 
+    os.environ["SEQTUNE_CACHE"] = str(Path(args.workdir) / f"cache-{time.time_ns()}")  # a first start
     out = Path(args.workdir) / "ss_runs"
-    sets = [f"model.path={ss_initial_model(args)}", "task.head=linear", "data.dev=null", "data.test=null",
-            "data.max_length=512", "train.max_tokens=4096", f"train.epochs={SS_STEPS / 700:.5f}",
-            "train.progress=false", f"output_dir={out}", "name=ss"]
+    sets = [f"model.path={ss_initial_model(args)}", f"data.train={SS}", "task.head=linear", "data.dev=null",
+            "data.test=null", "data.max_length=512", "train.max_tokens=4096", f"train.epochs={SS_STEPS / 700:.5f}",
+            "train.progress=false", f"output_dir={out}", "name=ss", *args.seqtune_set]
     code = main(["train", str(REPO / "configs" / "protein_ss.yaml"), *[x for s in sets for x in ("--set", s)]])
     run = max(p for p in out.iterdir() if p.name.startswith("ss-2"))
     results = json.loads((run / "results.json").read_text())
@@ -199,6 +204,7 @@ def measure(variant: str, args) -> dict:
     from seqtune.memory import MemorySampler
 
     cmd = [sys.executable, __file__, "--variant", variant, "--workdir", args.workdir,
+           *[x for item in args.seqtune_set for x in ("--seqtune-set", item)],
            "--corpus", args.corpus_x10 if variant.startswith("mlm_x10") else args.corpus,
            "--repeat", "10" if variant.startswith("mlm_x10") else "1"]
     env = {**os.environ, "PYTHONPATH": str(REPO / "src"), "OMP_NUM_THREADS": "1"}
@@ -221,6 +227,10 @@ def main() -> None:
     parser.add_argument("--corpus-x10", help="the corpus repeated 10 times (for the mlm_x10 row)")
     parser.add_argument("--workdir", default=str(REPO / "benchmarks" / "out" / "memory_work"))
     parser.add_argument("--out", default=str(REPO / "benchmarks" / "out" / "memory.json"))
+    parser.add_argument("--sides", default="seqtune,hf", help="which sides to run: seqtune, hf")
+    parser.add_argument("--seqtune-set", action="append", default=[], metavar="KEY=VALUE",
+                        help="a setting for the seqtune side (repeatable)")
+    parser.add_argument("--label", default="", help="kept as ROW:seqtune-LABEL in the report")
     parser.add_argument("--variant", help=argparse.SUPPRESS)  # internal: run one side, print JSON
     parser.add_argument("--repeat", type=int, default=1, help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -231,23 +241,27 @@ def main() -> None:
     out = Path(args.out)
     report = json.loads(out.read_text()) if out.exists() else {}
     for row in args.rows.split(","):
-        for side in ("seqtune", "hf"):
+        for side in args.sides.split(","):
             variant = f"{row}:{side}"
             if variant not in VARIANTS:
                 continue
             result = measure(variant, args)
-            report[variant] = result
+            if side == "seqtune" and args.seqtune_set:
+                result["seqtune_set"] = args.seqtune_set
+            report[variant + (f"-{args.label}" if args.label and side == "seqtune" else "")] = result
             print(variant, json.dumps(result), flush=True)
             out.parent.mkdir(parents=True, exist_ok=True)
             out.write_text(json.dumps(report, indent=2) + "\n")
-    print("| row | seqtune peak anon / total (MiB) | Hugging Face peak anon / total (MiB) | ratio (anon) |")
+    print("| row | seqtune peak anon / total (MiB) | Hugging Face peak anon / total (MiB) | ratio (anon / total) |")
     print("|---|---|---|---|")
-    for row in ("mlm", "sst2", "ss", "mlm_x10"):
-        ours, theirs = report.get(f"{row}:seqtune"), report.get(f"{row}:hf")
+    for key in sorted(k for k in report if ":seqtune" in k):
+        row = key.split(":")[0]
+        ours, theirs = report[key], report.get(f"{row}:hf")
         if ours:
             hf = f"{theirs['peak_anon_mb']:.0f} / {theirs['peak_rss_mb']:.0f}" if theirs else "—"
-            ratio = f"{ours['peak_anon_mb'] / theirs['peak_anon_mb']:.2f}" if theirs else "—"
-            print(f"| {row} | {ours['peak_anon_mb']:.0f} / {ours['peak_rss_mb']:.0f} | {hf} | {ratio} |")
+            ratio = (f"{ours['peak_anon_mb'] / theirs['peak_anon_mb']:.2f} / {ours['peak_rss_mb'] / theirs['peak_rss_mb']:.2f}"
+                     if theirs else "—")
+            print(f"| {key} | {ours['peak_anon_mb']:.0f} / {ours['peak_rss_mb']:.0f} | {hf} | {ratio} |")
 
 
 if __name__ == "__main__":

@@ -68,7 +68,7 @@ def run_seqtune(args) -> dict:
     cfg = load_config(REPO / "configs" / "sst2.yaml", [
         f"model.path={minilm_dir()}", f"data.train={DATA / 'train.tsv'}", f"data.dev={DATA / 'dev.tsv'}",
         f"data.max_rows={args.rows}", f"train.epochs={args.epochs}", "train.progress=false",
-        f"output_dir={args.workdir}/seqtune_runs",
+        f"output_dir={args.workdir}/seqtune_runs", *getattr(args, "sets", []),
     ])
     run_dir = seqtune.train(cfg)
     wall = time.perf_counter() - start

@@ -148,8 +148,9 @@ class DataConfig:
     # Pretraining: leave out corpus records that share most k-mers with a record of these files
     # (e.g. the dev/test sets of a later fine-tuning task), so that no test chain leaks into pretraining.
     exclude_similar_to: list[str] | None = None
-    # Pretraining: tokenize the training corpus once into a memory-mapped token store ($SEQTUNE_CACHE,
-    # default ~/.cache/seqtune), reused by every epoch and later runs; false: tokenize in memory each run.
+    # Pretraining and per-residue labelling: tokenize the training file once into a memory-mapped token store
+    # ($SEQTUNE_CACHE, default ~/.cache/seqtune; labels too), reused by every epoch and later runs; false:
+    # tokenize in memory each run.
     token_store: bool = True
 
 
@@ -181,6 +182,9 @@ class TrainConfig:
     # also log the run's scalars, config and final metrics to these trackers (optional extras; tracking.py)
     log_to: list[Literal["tensorboard", "mlflow"]] | None = None
     gradient_checkpointing: bool = False  # recompute each encoder block in backward: less activation memory, ~1/3 more compute
+    # glibc (Linux): allocations above this many bytes get their own mapping, given back when freed, so peak
+    # memory does not grow over the steps (slower: fresh pages for every large tensor); null: glibc's default
+    malloc_mmap_threshold: Annotated[int, Range(ge=0, le=1 << 25)] | None = None
     checkpoint_every_steps: Annotated[int, Range(ge=1)] | None = None  # also save the training state every N optimiser steps (it is saved at each epoch end)
     keep_checkpoints: Annotated[int, Range(ge=0)] = 2  # newest training-state checkpoints kept in checkpoints/ for --resume; 0: none
 

@@ -15,6 +15,9 @@ Elsewhere than Linux the figures are absent (None), never guessed.
 
 from __future__ import annotations
 
+import ctypes
+import os
+import platform
 import sys
 import threading
 import weakref
@@ -106,3 +109,33 @@ def peak_gpu_bytes() -> int | None:
     if torch is None or not torch.cuda.is_available() or not torch.cuda.is_initialized():
         return None
     return sum(torch.cuda.max_memory_allocated(d) for d in range(torch.cuda.device_count()))
+
+
+M_MMAP_THRESHOLD = -3  # glibc's mallopt parameter number (malloc.h)
+
+
+def limit_heap_retention(threshold: int | None) -> str | None:
+    """Fix glibc's mmap threshold at `threshold` bytes for this process (`train.malloc_mmap_threshold`):
+    every allocation larger than that gets its own mapping, given back to the system when freed.
+
+    By default glibc raises the threshold (up to 32 MiB) each time a large block is freed, so the
+    activations of later training steps come from the heap, whose freed pages it keeps: peak memory
+    then grows over the first tens of steps (BENCHMARKS.md, "Memory"). A fixed threshold keeps it at
+    the first steps' level, at a cost in speed (fresh pages for every large tensor). Returns a line
+    for the log, or None when nothing was changed: `threshold` None, not glibc, or the user set
+    MALLOC_MMAP_THRESHOLD_ in the environment (which then wins)."""
+    if threshold is None or os.environ.get("MALLOC_MMAP_THRESHOLD_"):
+        return None
+    libc = _glibc()
+    if libc is None or not libc.mallopt(M_MMAP_THRESHOLD, int(threshold)):
+        return None
+    return f"memory: glibc mmap threshold fixed at {threshold:,} bytes (train.malloc_mmap_threshold)"
+
+
+def _glibc():
+    if not sys.platform.startswith("linux") or platform.libc_ver()[0] != "glibc":
+        return None
+    try:
+        return ctypes.CDLL("libc.so.6")
+    except OSError:
+        return None

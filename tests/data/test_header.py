@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 
 import pytest
 
@@ -86,9 +87,12 @@ def test_headerless_rows_must_agree_on_the_field_count(tmp_path):
 def test_residues_csv_without_header(tmp_path, tiny_checkpoint):
     (tmp_path / "ss.csv").write_text("1es5-A,MKV,HEC,011\n1abc-B,AA,CC,11\n")
     cls = task_class("residues")
-    task = cls(cls.Options(type="residues"), DataConfig(header=False, text_column=1, label_column=2),
-               load_tokenizer(tiny_checkpoint))
+    data = DataConfig(header=False, text_column=1, label_column=2, token_store=False)
+    task = cls(cls.Options(type="residues"), data, load_tokenizer(tiny_checkpoint))
     records = task.read(str(tmp_path / "ss.csv"), "train")
+    stored = cls(cls.Options(type="residues"), replace(data, token_store=True), task.tokenizer).read(
+        str(tmp_path / "ss.csv"), "train")  # the training file's token store reads it the same way
+    assert (stored.store.records, stored.store.tokens, stored.label_names) == (2, 5, ["H", "E", "C"])
     assert [(r.id, r.sequence, r.labels) for r in records] == [(None, "MKV", ["H", "E", "C"]), (None, "AA", ["C", "C"])]
     assert records[1].where == f"{tmp_path / 'ss.csv'}:2 (record 2)"
     masked = read_sequences(str(tmp_path / "ss.csv"), header=False, sequence_column=1, label_column=2,

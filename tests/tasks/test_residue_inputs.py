@@ -4,6 +4,7 @@ vocabularies refused, and data.encoding."""
 from __future__ import annotations
 
 import logging
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -80,5 +81,7 @@ def test_residue_files_in_another_encoding(tmp_path, protein_checkpoint):
     data = DataConfig(text_column="sequence", label_column="labels")
     with pytest.raises(SeqtuneError, match=r"t.csv:2: not UTF-8 text: byte 0xE9"):
         ResidueTask(options, data, tokenizer).read(str(tmp_path / "t.csv"), "train")
-    latin = DataConfig(text_column="sequence", label_column="labels", encoding="latin-1")
+    latin = DataConfig(text_column="sequence", label_column="labels", encoding="latin-1", token_store=False)
     assert ResidueTask(options, latin, tokenizer).read(str(tmp_path / "t.csv"), "train")[0].id == "prot\u00e9ine"
+    stored = ResidueTask(options, replace(latin, token_store=True), tokenizer).read(str(tmp_path / "t.csv"), "train")
+    assert stored.store.records == 1 and stored.label_names == ["C", "H"]  # the training file's token store

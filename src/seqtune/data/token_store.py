@@ -110,6 +110,8 @@ class TokenStore:
                         "numbers.bin": self.records * 8}
             if self.meta["words"]:
                 expected["marks.bin"] = self.tokens
+            if "label_names" in self.meta:  # a labelled file (tasks/residue_store.py): uint16 per token
+                expected["labels.bin"] = self.tokens * 2
             for name, size in expected.items():
                 actual = (directory / name).stat().st_size if (directory / name).exists() else None
                 if actual != size:
@@ -122,6 +124,7 @@ class TokenStore:
         self.offsets = _map(directory / "offsets.bin", np.int64)
         self.numbers = _map(directory / "numbers.bin", np.int64)
         self.marks = _map(directory / "marks.bin", np.uint8) if self.meta["words"] else None
+        self.labels = _map(directory / "labels.bin", np.uint16) if "label_names" in self.meta else None
         if self.offsets[0] != 0 or self.offsets[-1] != self.tokens:
             raise corrupt(directory, "offsets.bin does not span ids.bin")
 
@@ -329,6 +332,33 @@ def open_store(spec: StoreSpec, tokenizer: Tokenizer, records: Callable[[dict], 
     (called only then; None for a record left out, which keeps the numbering; what it puts in `info`,
     e.g. blank lines, is kept in meta.json). `log` receives one line saying which, with the build's
     throughput."""
+    return _open_or_build(spec, tokenizer, lambda tmp, key: _build(tmp, key, spec, tokenizer, records), root, log)
+
+
+def build_store(spec: StoreSpec, tokenizer: Tokenizer, write: Callable[[Path], dict], root: Path | None = None,
+                log: Callable[[str], None] = lambda message: None) -> TokenStore:
+    """`open_store` for a store whose files another module writes (a labelled file:
+    tasks/residue_store.py): `write(directory)` writes ids.bin, offsets.bin, numbers.bin (and its
+    own files) there and returns meta.json's counts ("records", "tokens", "dtype") and its own
+    fields; checksums and the rest of meta.json are added here. The same cache, key, lock and
+    atomic rename as a corpus."""
+    return _open_or_build(spec, tokenizer, lambda tmp, key: _finish(tmp, key, spec, tokenizer, write(tmp)), root, log)
+
+
+def _finish(directory: Path, key: str, spec: StoreSpec, tokenizer: Tokenizer, written: dict) -> None:
+    names = sorted(p.name for p in directory.glob("*.bin"))
+    for name in names:
+        with open(directory / name, "rb+") as f:
+            os.fsync(f.fileno())
+    meta = {"version": FORMAT_VERSION, "key": key, "source": spec.path.name, "reading": spec.reading,
+            "tokenizer_kind": tokenizer.kind, "vocab_size": tokenizer.vocab_size, "words": False,
+            "cls_id": tokenizer.cls_id, "sep_id": tokenizer.sep_id, "unknown_tokens": 0, "info": {},
+            "sha256": {n: file_digest(directory / n) for n in names}, **written}
+    _write_json_atomic(directory / "meta.json", meta)
+
+
+def _open_or_build(spec: StoreSpec, tokenizer: Tokenizer, build: Callable[[Path, str], None], root: Path | None,
+                   log: Callable[[str], None]) -> TokenStore:
     root = root or cache_root()
     key = spec.key(tokenizer)
     name = store_name(spec, key)
@@ -357,7 +387,7 @@ def open_store(spec: StoreSpec, tokenizer: Tokenizer, records: Callable[[dict], 
         started = time.perf_counter()
         try:
             tmp.mkdir()
-            _build(tmp, key, spec, tokenizer, records)
+            build(tmp, key)
             os.rename(tmp, final)
             _fsync_dir(root)
         except OSError as e:

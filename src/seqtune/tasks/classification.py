@@ -18,8 +18,6 @@ import math
 import numpy as np
 import torch
 import torch.nn.functional as F
-from sklearn.utils.class_weight import compute_class_weight
-
 from seqtune.config import ClassificationOptions, MultiLabelOptions
 from seqtune.errors import SeqtuneError
 from seqtune.tasks.base import EncodedDataset
@@ -157,6 +155,8 @@ class ClassificationTask(LabelMapMixin, SequenceTask):
             ids = np.array([self._label_id(r, e.where) for r, e in zip(raw, train_examples)])
             present = np.unique(ids)
             weights = np.ones(len(self.labels))
+            from sklearn.utils.class_weight import compute_class_weight  # scikit-learn: imported when used
+
             weights[present] = compute_class_weight("balanced", classes=present, y=ids)
             self.weights = weights.tolist()
         elif isinstance(self.options.class_weights, str):

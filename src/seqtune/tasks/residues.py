@@ -47,6 +47,13 @@ from seqtune.errors import SeqtuneError
 from seqtune.kmers import position_kmers, require_whole_kmers
 from seqtune.tasks.alphabet import case_folder, kmer_length, source_of, warn_unknown
 from seqtune.tasks.residue_metrics import accuracy_alias, residue_metrics
+from seqtune.tasks.residue_store import (
+    StoredSequences,
+    StoredWindows,
+    UnknownTally,
+    label_lookup,
+    open_residue_store,
+)
 from seqtune.tasks.sequence import natural_sort
 from seqtune.tasks.token_task import TokenDataset, TokenTask
 from seqtune.tasks.windows import IGNORE_INDEX
@@ -54,6 +61,14 @@ from seqtune.tasks.windows import IGNORE_INDEX
 @dataclass
 class ResidueDataset(TokenDataset):
     unknown: Counter = field(default_factory=Counter)  # unknown character -> count
+
+
+class StoredResidueDataset(ResidueDataset):
+    """A training set read from a token store: features made when asked for, lengths an array."""
+
+    @property
+    def lengths(self) -> np.ndarray:
+        return self.features.lengths
 
 
 class ResidueTask(TokenTask):
@@ -79,7 +94,10 @@ class ResidueTask(TokenTask):
             )
 
     # ---- data -------------------------------------------------------------------------------
-    def read(self, path: str, split: str) -> list[LabelledSequence]:
+    def read(self, path: str, split: str) -> list[LabelledSequence] | StoredSequences:
+        # the training file goes into a token store (residue_store.py); overlapping k-mers stay in memory
+        if split == "train" and self.data.token_store and not self.k:
+            return open_residue_store(self, path)
         return read_sequences(
             path, self.data.format, labelled=split != "predict", sequence_column=self.data.text_column,
             label_column=self.data.label_column, mask_column=self.data.mask_column,
@@ -91,7 +109,10 @@ class ResidueTask(TokenTask):
         """Python-API inputs: sequences as strings."""
         return [make_record(item, None, None, None, f"input {i}") for i, item in enumerate(inputs)]
 
-    def fit(self, train_examples: list[LabelledSequence]) -> None:
+    def fit(self, train_examples: list[LabelledSequence] | StoredSequences) -> None:
+        if isinstance(train_examples, StoredSequences):
+            self.set_labels(natural_sort(set(train_examples.label_names)))
+            return
         self.set_labels(natural_sort({label for e in train_examples for label in e.labels}))
 
     # ---- tokens -----------------------------------------------------------------------------
@@ -126,29 +147,37 @@ class ResidueTask(TokenTask):
 
     def residue_ids(self, examples: list[LabelledSequence]) -> tuple[list[list[int]], Counter]:
         """Token ids per sequence; unknown characters -> [UNK] (or an error), counted."""
-        unknown: Counter = Counter()
-        first_seen: dict[str, str] = {}
-        affected = 0  # sequences with at least one unknown character
+        tally = UnknownTally()
+        all_ids = self.token_ids(examples, tally)
+        self.report_unknown(tally, source_of(examples), len(examples), sum(map(len, all_ids)))
+        return all_ids, tally.counts
+
+    def token_ids(self, examples: list[LabelledSequence], tally: UnknownTally) -> list[list[int]]:
+        """Token ids per sequence, unknown characters as [UNK], counted in `tally`."""
         unk = self.tokenizer.unk_id
         all_ids = []
         for e in examples:
             table = {c: self.char_id(c) for c in set(e.sequence)}
-            affected += any(i is None for i in table.values())
+            tally.affected += any(i is None for i in table.values())
             for c, i in table.items():
                 if i is None:
-                    unknown[c] += e.sequence.count(c)
-                    first_seen.setdefault(c, e.where)
+                    tally.counts[c] += e.sequence.count(c)
+                    tally.first_seen.setdefault(c, e.where)
             if self.k:
                 all_ids.append(self.kmer_ids(e.sequence))
             else:
                 ids = {c: (unk if i is None else i) for c, i in table.items()}
                 all_ids.append([ids[c] for c in e.sequence])
+        return all_ids
+
+    def report_unknown(self, tally: UnknownTally, source: str, total_sequences: int, total_residues: int) -> None:
+        """An error under `unknown_residues: error`, else a warning when they are many."""
+        unknown = tally.counts
         if unknown and self.options.unknown_residues == "error":
-            raise SeqtuneError(self._unknown_message(unknown, first_seen, affected, len(examples)))
+            raise SeqtuneError(self._unknown_message(unknown, tally.first_seen, tally.affected, total_sequences))
         if unknown:
-            warn_unknown(source_of(examples), unknown, sum(unknown.values()), sum(map(len, all_ids)),
-                         self.tokenizer, self.data.case, what="residues")
-        return all_ids, unknown
+            warn_unknown(source, unknown, sum(unknown.values()), total_residues, self.tokenizer, self.data.case,
+                         what="residues")
 
     def _unknown_message(self, unknown: Counter, first_seen: dict, affected: int, total_sequences: int) -> str:
         total = sum(unknown.values())
@@ -162,7 +191,9 @@ class ResidueTask(TokenTask):
             "read them as [UNK], or fix the sequences."
         )
 
-    def encode(self, examples: list[LabelledSequence], split: str) -> ResidueDataset:
+    def encode(self, examples: list[LabelledSequence] | StoredSequences, split: str) -> ResidueDataset:
+        if isinstance(examples, StoredSequences):
+            return self.encode_stored(examples)
         if self.k:
             require_whole_kmers(((e.sequence, e.where) for e in examples), self.k)
         all_ids, unknown = self.residue_ids(examples)
@@ -182,6 +213,24 @@ class ResidueTask(TokenTask):
             info["unknown_residues"] = dict(unknown.most_common())
         return ResidueDataset(examples, features, source=split, info=info, example_lengths=lengths,
                               unknown=unknown)
+
+    def encode_stored(self, examples: StoredSequences) -> ResidueDataset:
+        """The training windows of a stored file: the features `encode` makes, read from the store
+        when the loop asks for them; label map, class weights and info as `encode` gives them."""
+        store = examples.store
+        features = StoredWindows(store, label_lookup(examples.label_names, self.label_to_id), self.window,
+                                 self.options.window_stride, self.tokenizer.cls_id, self.tokenizer.sep_id)
+        if len(features):
+            self.fit_loss_weights(lambda: np.concatenate([features.labels(i) for i in range(len(features))]),
+                                  len(features))
+        lengths = np.diff(np.asarray(store.offsets))
+        long = int((lengths > self.window).sum())
+        info = {"windowed": long, "windows": len(features)} if long else {}
+        unknown = Counter(store.meta["unknown"])
+        if unknown:
+            info["unknown_residues"] = dict(unknown.most_common())
+        return StoredResidueDataset(examples, features, source="train", info=info, example_lengths=lengths,
+                                    unknown=unknown)
 
     # ---- outputs ----------------------------------------------------------------------------
     def residue_predictions(self, outputs: list[np.ndarray], dataset: ResidueDataset) -> list[np.ndarray]:

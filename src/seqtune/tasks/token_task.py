@@ -16,7 +16,6 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 import torch.nn.functional as F
-from sklearn.utils.class_weight import compute_class_weight
 
 from seqtune.errors import SeqtuneError
 from seqtune.models.heads import ConvTokenHead, Head, MLPTokenHead, TokenHead
@@ -81,12 +80,19 @@ class TokenTask(Task):
                                             self.options.window_stride, self.tokenizer.cls_id,
                                             self.tokenizer.sep_id))
         if split == "train" and labels is not None and features:
-            ids = np.array([x for f in features for x in f["labels"] if x != IGNORE_INDEX], dtype=np.int64)
-            self.class_weights = self.resolve_class_weights(ids)
-            # the loss's denominator under training_mean: the mean (weighted) labelled tokens per input
-            labelled = float(np.asarray(self.class_weights)[ids].sum()) if self.class_weights else len(ids)
-            self.labelled_per_feature = max(labelled / len(features), 1e-6)
+            self.fit_loss_weights(lambda: np.array([x for f in features for x in f["labels"]], dtype=np.int64),
+                                  len(features))
         return features
+
+    def fit_loss_weights(self, training_labels, n_features: int) -> None:
+        """Class weights and the mean (weighted) labelled tokens per input (the loss's denominator under
+        training_mean) from `training_labels()`: every training window's labels in order, IGNORE_INDEX
+        included (left out here)."""
+        ids = training_labels()
+        ids = ids[ids != IGNORE_INDEX]
+        self.class_weights = self.resolve_class_weights(ids)
+        labelled = float(np.asarray(self.class_weights)[ids].sum()) if self.class_weights else len(ids)
+        self.labelled_per_feature = max(labelled / n_features, 1e-6)
 
     def resolve_class_weights(self, label_ids: np.ndarray) -> list[float] | None:
         """task.class_weights as one weight per label id, from the training labels that enter the loss
@@ -100,6 +106,8 @@ class TokenTask(Task):
             weights = np.ones(len(self.labels))
             present = np.unique(label_ids)
             if len(present):
+                from sklearn.utils.class_weight import compute_class_weight  # imported when used
+
                 weights[present] = compute_class_weight("balanced", classes=present, y=label_ids)
             logging.getLogger("seqtune").info(
                 "class weights (auto): " + ", ".join(f"{lab} {w:.3g}" for lab, w in zip(self.labels, weights)))

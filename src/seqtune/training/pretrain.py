@@ -24,6 +24,7 @@ from seqtune.errors import SeqtuneError
 from seqtune.inference import resolve_runtime
 from seqtune.kmers import require_whole_kmers
 from seqtune.logs import ensure_console, logger
+from seqtune.memory import limit_heap_retention
 from seqtune.models.checkpoint import encoder_config_from_dir
 from seqtune.models.hf_tokenizer import checkpoint_tokenizer
 from seqtune.models.presets import (
@@ -160,6 +161,7 @@ def check_pretraining_config(cfg: RunConfig) -> None:
 def pretrain_from_config(cfg: RunConfig) -> Path:
     """Pretrain as `cfg` says (task.type mlm); returns the run directory (its model/ is the result)."""
     check_pretraining_config(cfg)
+    limit_heap_retention(cfg.train.malloc_mmap_threshold)  # before the corpus is read for the vocabulary
     if cfg.model.path:
         check_continued(cfg)
         return train_from_config(cfg)

@@ -21,7 +21,8 @@ from seqtune.training.checkpoint import (
 )
 
 # Settings a resumed run may change: they decide how it is shown and kept, never what it computes.
-CHANGEABLE = frozenset({"train.progress", "train.checkpoint_every_steps", "train.keep_checkpoints"})
+CHANGEABLE = frozenset({"train.progress", "train.checkpoint_every_steps", "train.keep_checkpoints",
+                        "train.malloc_mmap_threshold"})  # memory layout only
 
 
 @dataclass

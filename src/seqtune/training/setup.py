@@ -25,7 +25,7 @@ from seqtune.inference import (
     load_trained_model,
     resolve_runtime,
 )
-from seqtune.memory import MemorySampler
+from seqtune.memory import MemorySampler, limit_heap_retention
 from seqtune.models import hf_encoder, hf_tokenizer
 from seqtune.models.checkpoint import encoder_config_from_dir
 from seqtune.models.encoder import check_positions
@@ -199,6 +199,9 @@ def run_training(cfg: RunConfig, resume: ResumePoint | None, world: distributed.
     with open_run(cfg, resume, world) as run:
         log = run.log
         log(f"run directory: {run.path}")
+        allocator = limit_heap_retention(cfg.train.malloc_mmap_threshold)  # seqtune/memory.py
+        if allocator:
+            log(allocator)
         if resume is not None:
             for skipped in resume.checkpoint.skipped:
                 log(f"warning: checkpoint {skipped}; using the one before it")

@@ -27,9 +27,10 @@ differs from its residue count is an error naming the record number, line and bo
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 
-from seqtune.data.readers.fasta import read_fasta
+from seqtune.data.readers.fasta import iter_fasta
 from seqtune.data.readers.formats import check_file, detect_format
 from seqtune.data.readers.table import Column, read_table
 from seqtune.errors import SeqtuneError
@@ -109,7 +110,13 @@ def make_record(
     return LabelledSequence(seq, label_items, mask_items, None if record_id is None else str(record_id), where)
 
 
-def read_sequences(
+def read_sequences(path: str, fmt: str = "auto", **settings) -> list[LabelledSequence]:
+    """Read labelled (or, for prediction, unlabelled) sequences; see the module docstring and
+    `iter_sequences` for the settings."""
+    return list(iter_sequences(path, fmt, **settings))
+
+
+def iter_sequences(
     path: str,
     fmt: str = "auto",
     *,
@@ -121,8 +128,9 @@ def read_sequences(
     max_records: int | None = None,
     header: bool = True,
     encoding: str = "utf-8",
-) -> list[LabelledSequence]:
-    """Read labelled (or, for prediction, unlabelled) sequences; see the module docstring.
+) -> Iterator[LabelledSequence]:
+    """`read_sequences` one record at a time (for the token store): FASTA is streamed, a CSV/TSV/JSONL
+    table is read whole and its records are made one by one.
 
     `header=False`: a CSV/TSV without a header row, columns given by 0-based number. The id column
     is optional, so a name that a headerless file cannot have is passed over. `encoding`: data.encoding.
@@ -130,8 +138,9 @@ def read_sequences(
     check_file(path)
     fmt = detect_format(path, fmt, SEQUENCE_FORMATS, "per-residue")
     if fmt == "fasta":
-        return read_fasta_records(path, labelled=labelled, with_mask=mask_column is not None,
-                                  max_records=max_records, encoding=encoding)
+        yield from iter_fasta_records(path, labelled=labelled, with_mask=mask_column is not None,
+                                      max_records=max_records, encoding=encoding)
+        return
     table = read_table(path, fmt, max_records, header=header, what="per-residue", encoding=encoding)
     table.require(sequence_column, "data.text_column", "sequence")
     if labelled:
@@ -142,30 +151,29 @@ def read_sequences(
     use_id = id_column is not None and (table.has(id_column) or isinstance(id_column, int))
     if use_id:
         table.require(id_column, "data.id_column", "record id")
-    records = []
     for i, row in enumerate(table.rows):
         where = f"{table.where(i)} (record {i + 1})"
-        records.append(make_record(
+        yield make_record(
             row.get(sequence_column),
             row.get(label_column) if labelled else None,
             row.get(mask_column) if use_mask else None,
             row.get(id_column) if use_id else None,
             where,
             f"column {label_column!r}",
-        ))
-    return records
+        )
 
 
-def read_fasta_records(
+def iter_fasta_records(
     path: str, *, labelled: bool, with_mask: bool = False, max_records: int | None = None, encoding: str = "utf-8"
-) -> list[LabelledSequence]:
+) -> Iterator[LabelledSequence]:
     """FASTA records: labelled = header/sequence/labels[/mask] lines; unlabelled = plain FASTA."""
-    records = []
-    for record in read_fasta(path, max_records, encoding):
+    count = 0
+    for record in iter_fasta(path, max_records, encoding):
         where = f"{path}:{record.line} (record {record.number})"
         body = record.lines
+        count += 1
         if not labelled:
-            records.append(make_record("".join(body), None, None, record.id, where))
+            yield make_record("".join(body), None, None, record.id, where)
             continue
         want = 3 if with_mask else 2
         if len(body) != want:
@@ -173,8 +181,6 @@ def read_fasta_records(
                 f"{where}: a labelled FASTA record has {want} lines after the header (sequence, labels"
                 f"{', mask' if with_mask else ''}), each on one unwrapped line; this one has {len(body)}."
             )
-        records.append(make_record(body[0], body[1], body[2] if with_mask else None, record.id, where,
-                                   "the label line"))
-    if not records:
+        yield make_record(body[0], body[1], body[2] if with_mask else None, record.id, where, "the label line")
+    if not count:
         raise SeqtuneError(f"{path}: the file has no FASTA records (lines starting with '>').")
-    return records
