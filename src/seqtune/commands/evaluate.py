@@ -14,12 +14,21 @@ def add_parser(subparsers):
     p.add_argument("model_dir", help="model directory written by seqtune train")
     p.add_argument("data_file", help="labelled file (the training data's columns and format unless --set data.... says otherwise)")
     p.add_argument("--device", default="auto", help="cpu, cuda or auto (default: auto)")
+    add_batch_tokens(p, "DATA_FILE")
     add_saved_model_settings(p, "DATA_FILE")
     return p
 
 
+def add_batch_tokens(parser, file_name: str) -> None:
+    """--batch-tokens for the commands that run a saved model over a file (evaluate, predict)."""
+    parser.add_argument("--batch-tokens", type=int, metavar="N",
+                        help=f"padded tokens per batch: {file_name}'s inputs are sorted by length and each "
+                             "batch is filled up to N tokens (default: 1,024 on CPU, where batches that stay "
+                             "in the caches run fastest; 16,384 on a GPU)")
+
+
 def add_saved_model_settings(parser, file_name: str) -> None:
-    """--set for commands that read files with a saved model (evaluate, predict)."""
+    """--set for commands that read files with a saved model (evaluate, predict, serve)."""
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                         help=f"read {file_name} with other data settings than the training files, e.g. "
                              "--set data.text_column=sentence --set data.header=false, or change how outputs "
@@ -30,6 +39,7 @@ def add_saved_model_settings(parser, file_name: str) -> None:
 def run(args) -> int:
     from seqtune.api import load
 
-    metrics = load(args.model_dir, device=args.device, overrides=args.overrides).evaluate(args.data_file)
+    model = load(args.model_dir, device=args.device, overrides=args.overrides, batch_tokens=args.batch_tokens)
+    metrics = model.evaluate(args.data_file)
     print(json.dumps(metrics, indent=2))
     return 0
