@@ -11,6 +11,7 @@ from conftest import WORDS
 from seqtune import load
 from seqtune.cli import main
 from seqtune.config import DataConfig, TrainConfig
+from seqtune.errors import SeqtuneError
 from seqtune.inference import resolve_runtime
 from seqtune.models.task_model import model_for_finetuning, save_model
 from seqtune.tasks.classification import ClassificationOptions, ClassificationTask
@@ -117,3 +118,15 @@ def test_the_command_option(kind_and_dir, tmp_path, capsys):
     capsys.readouterr()
     assert main(["predict", str(model_dir), str(data), "--batch-tokens", "0", *sets]) == 2
     assert "--batch-tokens" in capsys.readouterr().err
+
+
+def test_precision_bf16_runs_under_autocast_and_stays_close(kind_and_dir):
+    kind, model_dir = kind_and_dir
+    model = load(model_dir, device="cpu", precision="bf16")
+    assert model.runtime.precision == "bf16" and load(model_dir, device="cpu").runtime.precision == "fp32"
+    half, full = model.predict(inputs_for(kind), probabilities=kind == "tagging"), predict(model_dir, kind, None)
+    for a, b in zip(half, full):
+        for name, values in a["probabilities"].items():
+            assert values == pytest.approx(b["probabilities"][name], abs=0.05)
+    with pytest.raises(SeqtuneError, match="precision"):
+        load(model_dir, device="cpu", precision="int8")
