@@ -130,3 +130,16 @@ def test_precision_bf16_runs_under_autocast_and_stays_close(kind_and_dir):
             assert values == pytest.approx(b["probabilities"][name], abs=0.05)
     with pytest.raises(SeqtuneError, match="precision"):
         load(model_dir, device="cpu", precision="int8")
+
+
+def test_predicting_does_not_import_the_metric_libraries(kind_and_dir):
+    """scikit-learn and scipy take seconds to import; load + predict (the whole `seqtune predict`) needs neither."""
+    import subprocess
+    import sys
+
+    kind, model_dir = kind_and_dir
+    code = (f"import sys, seqtune; m = seqtune.load({str(model_dir)!r}, device='cpu'); "
+            f"m.predict({inputs_for(kind)!r}); "
+            "print(sorted(n for n in ('sklearn', 'scipy', 'seqeval') if n in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"

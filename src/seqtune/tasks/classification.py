@@ -18,15 +18,6 @@ import math
 import numpy as np
 import torch
 import torch.nn.functional as F
-from sklearn.metrics import (
-    accuracy_score,
-    f1_score,
-    matthews_corrcoef,
-    multilabel_confusion_matrix,
-    precision_recall_fscore_support,
-)
-from sklearn.utils.class_weight import compute_class_weight
-
 from seqtune.config import ClassificationOptions, MultiLabelOptions
 from seqtune.errors import SeqtuneError
 from seqtune.tasks.base import EncodedDataset
@@ -164,6 +155,8 @@ class ClassificationTask(LabelMapMixin, SequenceTask):
             ids = np.array([self._label_id(r, e.where) for r, e in zip(raw, train_examples)])
             present = np.unique(ids)
             weights = np.ones(len(self.labels))
+            from sklearn.utils.class_weight import compute_class_weight  # (token_metrics.py: why here)
+
             weights[present] = compute_class_weight("balanced", classes=present, y=ids)
             self.weights = weights.tolist()
         elif isinstance(self.options.class_weights, str):
@@ -208,6 +201,8 @@ class ClassificationTask(LabelMapMixin, SequenceTask):
     def metrics(self, outputs, dataset: EncodedDataset) -> dict:
         """Scores in [0, 1]; `examples` (int); the confusion matrix as {"labels", "matrix"}, rows =
         gold, columns = predicted (`token_metrics.labelled_confusion_matrix`)."""
+        from sklearn.metrics import accuracy_score, f1_score, matthews_corrcoef  # (token_metrics.py: why here)
+
         gold = np.array(self.example_labels(dataset))
         pred = self.example_outputs(outputs, dataset).argmax(-1)
         return {
@@ -291,6 +286,13 @@ class MultiLabelTask(LabelMapMixin, SequenceTask):
         confusion matrix in the shape of the other tasks' ({"labels": ["absent", "present"],
         "matrix": [[tn, fp], [fn, tp]]}, rows = gold). One labels x labels matrix does not exist
         here, since an example has any number of gold and predicted labels."""
+        from sklearn.metrics import (  # (token_metrics.py: why here)
+            accuracy_score,
+            f1_score,
+            multilabel_confusion_matrix,
+            precision_recall_fscore_support,
+        )
+
         gold = np.array(self.example_labels(dataset), dtype=int).reshape(-1, len(self.labels))
         pred = (sigmoid(self.example_outputs(outputs, dataset)) >= self.options.threshold).astype(int)
         pred = pred.reshape(-1, len(self.labels))

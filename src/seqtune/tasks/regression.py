@@ -11,7 +11,6 @@ import math
 
 import numpy as np
 import torch.nn.functional as F
-from scipy.stats import pearsonr, spearmanr
 
 from seqtune.config import RegressionOptions
 from seqtune.errors import SeqtuneError
@@ -46,6 +45,8 @@ class RegressionTask(SequenceTask):
         return ["pearson", "spearman", "mse", "examples"]
 
     def metrics(self, outputs, dataset: EncodedDataset) -> dict:
+        from scipy.stats import pearsonr, spearmanr  # (token_metrics.py: why here)
+
         gold = np.array(self.example_labels(dataset))
         pred = self.example_outputs(outputs, dataset)[:, 0]
         constant = np.ptp(pred) == 0 or np.ptp(gold) == 0  # correlation undefined

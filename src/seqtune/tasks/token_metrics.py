@@ -11,7 +11,10 @@ scores in [0, 1], counts as int.
 from __future__ import annotations
 
 import numpy as np
-from sklearn.metrics import confusion_matrix, precision_recall_fscore_support
+
+# scikit-learn (and scipy.stats) are imported inside the functions that compute metrics, here and in
+# the tasks: importing them takes seconds (2-6 s on a loaded machine), which `seqtune predict` and
+# `seqtune.load` never need.
 
 # seqeval's scheme classes by name; "auto" is resolved by `detect_scheme`.
 SCHEMES = ("IOB1", "IOB2", "IOE1", "IOE2", "IOBES", "BILOU")
@@ -28,6 +31,8 @@ def labelled_confusion_matrix(gold: np.ndarray, predicted: np.ndarray, labels: l
     if len(gold) == 0:  # nothing scored (e.g. every residue masked out); scikit-learn refuses empty input
         matrix = np.zeros((len(ids), len(ids)), dtype=int)
     else:
+        from sklearn.metrics import confusion_matrix
+
         matrix = confusion_matrix(np.asarray(gold, dtype=int), np.asarray(predicted, dtype=int), labels=ids)
     return {"labels": [str(label) for label in labels], "matrix": [[int(c) for c in row] for row in matrix]}
 
@@ -43,6 +48,8 @@ def label_report(gold: np.ndarray, predicted: np.ndarray, labels: list[str]) -> 
         precision = recall = f1 = np.zeros(len(ids))
         support = np.zeros(len(ids), dtype=int)
     else:
+        from sklearn.metrics import precision_recall_fscore_support
+
         precision, recall, f1, support = precision_recall_fscore_support(
             gold, predicted, labels=ids, zero_division=0
         )

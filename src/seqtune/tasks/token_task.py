@@ -16,7 +16,6 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 import torch.nn.functional as F
-from sklearn.utils.class_weight import compute_class_weight
 
 from seqtune.errors import SeqtuneError
 from seqtune.models.heads import ConvTokenHead, Head, MLPTokenHead, TokenHead
@@ -100,6 +99,8 @@ class TokenTask(Task):
             weights = np.ones(len(self.labels))
             present = np.unique(label_ids)
             if len(present):
+                from sklearn.utils.class_weight import compute_class_weight  # (token_metrics.py: why here)
+
                 weights[present] = compute_class_weight("balanced", classes=present, y=label_ids)
             logging.getLogger("seqtune").info(
                 "class weights (auto): " + ", ".join(f"{lab} {w:.3g}" for lab, w in zip(self.labels, weights)))
