@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import sys
 
-from seqtune.commands.evaluate import add_saved_model_settings
+from seqtune.commands.evaluate import add_saved_model_settings, add_speed_settings
 
 
 def add_parser(subparsers):
@@ -29,6 +29,7 @@ def add_parser(subparsers):
                    help="tagging and residues: also write each label's probability at every word/residue, "
                         "as \"probabilities\": {label: [p, ...]} aligned with the predicted labels "
                         "(classification always writes its probabilities)")
+    add_speed_settings(p, "INPUT")
     add_saved_model_settings(p, "INPUT")
     return p
 
@@ -37,7 +38,8 @@ def run(args) -> int:
     from seqtune.api import load
     from seqtune.files import atomic_write
 
-    model = load(args.model_dir, device=args.device, overrides=args.overrides, runtime=args.runtime)
+    model = load(args.model_dir, device=args.device, overrides=args.overrides, runtime=args.runtime,
+                 batch_tokens=args.batch_tokens, precision=args.precision)
     progress = records_progress()
     chunks = model.predict_file_in_chunks(args.input, probabilities=args.probabilities,
                                           on_count=lambda n: progress.reset(total=n))

@@ -50,7 +50,7 @@ class QuestionAnsweringTask(Task):
     def __init__(self, options, data, tokenizer):
         super().__init__(options, data, tokenizer)
         self.version_2 = bool(options.version_2_with_negative)
-        if tokenizer.overlapping_kmer:  # overlapping k-mer tokens have no answer boundaries to cut at
+        if tokenizer is not None and tokenizer.overlapping_kmer:  # k-mer tokens have no answer boundaries to cut at
             raise SeqtuneError(
                 f"task.type qa needs a vocabulary of words or characters, but the model reads overlapping "
                 f"{tokenizer.overlapping_kmer}-mers (model.vocab.kmer_overlap): a span of them does not end at "

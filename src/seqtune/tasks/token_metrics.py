@@ -12,6 +12,10 @@ from __future__ import annotations
 
 import numpy as np
 
+# scikit-learn (and scipy.stats) are imported inside the functions that compute metrics, here and in
+# the tasks: importing them takes seconds (2-6 s on a loaded machine), which `seqtune predict` and
+# `seqtune.load` never need.
+
 # seqeval's scheme classes by name; "auto" is resolved by `detect_scheme`.
 SCHEMES = ("IOB1", "IOB2", "IOE1", "IOE2", "IOBES", "BILOU")
 ENTITY_PREFIXES = ("B", "I", "E", "S", "L", "U")
