@@ -56,7 +56,7 @@ def test_train_defaults_are_the_documented_ones():
         "max_grad_norm": 1.0, "grad_accum_steps": 1, "adam_beta1": 0.9, "adam_beta2": 0.999,
         "adam_eps": 1e-8, "seed": 42, "eval_every_steps": None, "eval_batch_tokens": None, "metric": None,
         "early_stopping_patience": None, "device": "auto", "precision": "auto", "num_threads": None,
-        "progress": True, "log_to": None, "gradient_checkpointing": False, "checkpoint_every_steps": None,
+        "progress": True, "log_to": None, "gradient_checkpointing": False, "compile": False, "checkpoint_every_steps": None,
         "keep_checkpoints": 2,
     }
 
