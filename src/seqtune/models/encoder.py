@@ -430,7 +430,10 @@ PACK_BELOW_FILL = 0.9
 # the padded attention's extra work costs less than a kernel call per sequence. Speed-up of attending
 # per sequence in training (benchmarks/varlen_attention.py: MiniLM-sized blocks, 32 sequences at
 # 26-47% fill, one thread, under load): 0.86x at T = 12, 0.92x at 20, 1.01x at 32, 1.23x at 48, 2.1x at 128.
-VARLEN_FROM_LENGTH = 32
+# On CoNLL-2003's random batches (32 sentences padded to 49 tokens on average) a threshold of 32 only
+# traded attention time for per-sequence overhead (benchmarks/profile_step.py, BENCHMARKS.md), so the
+# threshold sits where it clearly wins.
+VARLEN_FROM_LENGTH = 64
 
 
 class Encoder(nn.Module):
