@@ -181,7 +181,7 @@ class TrainConfig:
     # also log the run's scalars, config and final metrics to these trackers (optional extras; tracking.py)
     log_to: list[Literal["tensorboard", "mlflow"]] | None = None
     gradient_checkpointing: bool = False  # recompute each encoder block in backward: less activation memory, ~1/3 more compute
-    compile: bool = False  # torch.compile (inductor) the encoder blocks' pieces: minutes to compile first; README "train.compile"
+    compile: bool = False  # torch.compile (inductor) the encoder blocks' pieces; slower on the CPU measured (README "train.compile")
     checkpoint_every_steps: Annotated[int, Range(ge=1)] | None = None  # also save the training state every N optimiser steps (it is saved at each epoch end)
     keep_checkpoints: Annotated[int, Range(ge=0)] = 2  # newest training-state checkpoints kept in checkpoints/ for --resume; 0: none
 
