@@ -13,23 +13,29 @@ import torch
 
 from seqtune.errors import SeqtuneError
 from seqtune.models.encoder import Encoder, EncoderConfig
+from seqtune.models.heads import Head
+from seqtune.models.task_model import TaskModel
 from seqtune.training.compiling import compile_blocks, compiled_graphs
 
 needs_compile = pytest.mark.skipif(os.environ.get("SEQTUNE_COMPILE_TESTS") != "1",
                                    reason="compiling is slow; set SEQTUNE_COMPILE_TESTS=1")
 
 
-class Model(torch.nn.Module):
-    def __init__(self, model_type: str):
-        super().__init__()
-        extra = {"model_type": model_type}
-        if model_type == "esm":
-            extra.update(position_embedding_type="rotary", type_vocab_size=0)
-        torch.manual_seed(0)
-        # dropout off: inductor draws its own dropout masks, so only dropout-free runs can agree exactly
-        self.encoder = Encoder(EncoderConfig(vocab_size=40, hidden_size=32, num_hidden_layers=2,
-                                             num_attention_heads=4, intermediate_size=64, max_position_embeddings=80,
-                                             hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0, **extra))
+class HiddenStates(Head):
+    def forward(self, hidden, attention_mask, pooler):
+        return hidden
+
+
+def Model(model_type: str) -> TaskModel:
+    extra = {"model_type": model_type}
+    if model_type == "esm":
+        extra.update(position_embedding_type="rotary", type_vocab_size=0)
+    torch.manual_seed(0)
+    # dropout off: inductor draws its own dropout masks, so only dropout-free runs can agree exactly
+    encoder = Encoder(EncoderConfig(vocab_size=40, hidden_size=32, num_hidden_layers=2, num_attention_heads=4,
+                                    intermediate_size=64, max_position_embeddings=80, hidden_dropout_prob=0.0,
+                                    attention_probs_dropout_prob=0.0, **extra))
+    return TaskModel(encoder, HiddenStates())
 
 
 def batches(seed: int):

@@ -20,16 +20,17 @@ from torch import nn
 
 from seqtune.errors import SeqtuneError
 from seqtune.models.encoder import Encoder
+from seqtune.models.task_model import TaskModel
 
 
 def compile_blocks(model: nn.Module) -> int:
     """Compile the blocks of `model.encoder` in place (see the module's docstring); returns how many.
     The weights stay the module's parameters: saving, loading and the optimiser see no difference."""
-    encoder = getattr(model, "encoder", None)
-    if not isinstance(encoder, Encoder):
+    if not (isinstance(model, TaskModel) and isinstance(model.encoder, Encoder)):
         raise SeqtuneError("train.compile: true works with seqtune's native encoder only (BERT, RoBERTa, "
                            "XLM-R, DistilBERT, ELECTRA, ESM-2); this model runs through transformers. "
                            "Set train.compile: false.")
+    encoder = model.encoder
     for layer in encoder.layers:
         layer.attention.attend = torch.compile(layer.attention.attend, dynamic=True)
         layer.add_attention = torch.compile(layer.add_attention, dynamic=True)
