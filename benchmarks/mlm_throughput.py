@@ -13,6 +13,7 @@ noisy shared CPU affects both alike; the median round is reported. Results go to
     python benchmarks/mlm_throughput.py --quick          # smoke test, < 2 minutes
     python benchmarks/mlm_throughput.py                  # char protein, mini preset, 512 tokens
     python benchmarks/mlm_throughput.py --vocab wordpiece --corpus ../shared/data/sst2/train.tsv
+    python benchmarks/mlm_throughput.py --compile        # also seqtune with train.compile
 """
 
 from __future__ import annotations
@@ -61,6 +62,8 @@ def parse_args(argv=None):
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
     p.add_argument("--device", default="cpu", help="cpu or cuda")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--compile", action="store_true",
+                   help="a third side: seqtune with train.compile (compiled during its first warm-up steps)")
     args = p.parse_args(argv)
     if args.packing is None:
         args.packing = "lines" if args.vocab == "char" else "concatenate"
@@ -151,6 +154,14 @@ def main(argv=None) -> int:
     hf = transformers.BertForMaskedLM.from_pretrained(init).to(device).train()
     hf_opt = torch.optim.AdamW(hf.parameters(), lr=1e-4)
     sides = {"seqtune": seqtune_step(task, ours, ours_opt, device), "hf": hf_step(collator, hf, hf_opt, device)}
+    if args.compile:  # a third side: the same start, train.compile (compiled during its first warm-up steps)
+        from seqtune.training.compiling import compile_blocks
+
+        compiled, _ = model_for_finetuning(str(init), task)
+        compiled.to(device).train()
+        compile_blocks(compiled)
+        sides["seqtune_compile"] = seqtune_step(task, compiled, torch.optim.AdamW(compiled.parameters(), lr=1e-4),
+                                                device)
 
     rounds: dict[str, list[float]] = {name: [] for name in sides}
     for r in range(args.rounds):
@@ -167,6 +178,7 @@ def main(argv=None) -> int:
         "corpus": corpus.source,
         "max_length": args.max_length,
         "packing": args.packing,
+        "compile": args.compile,
         "batch_size": args.batch_size,
         "mean_tokens_per_batch": float(np.mean([sum(len(f["input_ids"]) for f in b) for b in batches])),
         "steps_per_round": args.steps,
@@ -174,6 +186,8 @@ def main(argv=None) -> int:
         "tokens_per_second": {k: round(v, 1) for k, v in median.items()},
         "all_rounds": {k: [round(x, 1) for x in v] for k, v in rounds.items()},
         "ratio_seqtune_over_hf": round(median["seqtune"] / median["hf"], 3),
+        **({"ratio_compile_over_hf": round(median["seqtune_compile"] / median["hf"], 3),
+            "ratio_compile_over_eager": round(median["seqtune_compile"] / median["seqtune"], 3)} if args.compile else {}),
         "environment": {
             "device": str(device), "threads": torch.get_num_threads(), "cpus": os.cpu_count(),
             "torch": torch.__version__, "transformers": transformers.__version__,
@@ -183,9 +197,10 @@ def main(argv=None) -> int:
     }
     out_dir = HERE / "out"
     out_dir.mkdir(exist_ok=True)
-    out = out_dir / f"mlm_throughput-{args.vocab}-{args.preset}-{'quick-' if args.quick else ''}{time.strftime('%Y%m%d-%H%M%S')}.json"
+    out = out_dir / f"mlm_throughput-{args.vocab}-{args.preset}-{'quick-' if args.quick else ''}{'compile-' if args.compile else ''}{time.strftime('%Y%m%d-%H%M%S')}.json"
     out.write_text(json.dumps(result, indent=2) + "\n")
-    print(json.dumps({k: result[k] for k in ("model", "tokens_per_second", "ratio_seqtune_over_hf")}, indent=2))
+    print(json.dumps({k: v for k, v in result.items() if k in ("model", "tokens_per_second") or k.startswith("ratio")},
+                     indent=2))
     print(f"written: {out}", file=sys.stderr)
     return 0
 

@@ -57,7 +57,7 @@ def test_train_defaults_are_the_documented_ones():
         "adam_eps": 1e-8, "seed": 42, "eval_every_steps": None, "eval_batch_tokens": None, "metric": None,
         "early_stopping_patience": None, "device": "auto", "precision": "auto", "num_threads": None,
         "progress": True, "log_to": None, "gradient_checkpointing": False, "malloc_mmap_threshold": None,
-        "checkpoint_every_steps": None, "keep_checkpoints": 2,
+        "compile": False, "checkpoint_every_steps": None, "keep_checkpoints": 2,
     }
 
 

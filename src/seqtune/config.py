@@ -185,6 +185,7 @@ class TrainConfig:
     # glibc (Linux): allocations above this many bytes get their own mapping, given back when freed, so peak
     # memory does not grow over the steps (slower: fresh pages for every large tensor); null: glibc's default
     malloc_mmap_threshold: Annotated[int, Range(ge=0, le=1 << 25)] | None = None
+    compile: bool = False  # torch.compile (inductor) the encoder blocks' pieces; slower on the CPU measured (README "train.compile")
     checkpoint_every_steps: Annotated[int, Range(ge=1)] | None = None  # also save the training state every N optimiser steps (it is saved at each epoch end)
     keep_checkpoints: Annotated[int, Range(ge=0)] = 2  # newest training-state checkpoints kept in checkpoints/ for --resume; 0: none
 

@@ -1,3 +1,4 @@
+import pytest
 import torch
 
 from seqtune.models.encoder import Encoder, EncoderConfig
@@ -48,11 +49,14 @@ def test_first_token_only_gives_the_same_cls_state_and_gradients():
         assert torch.allclose(grads[1][name], g, atol=1e-5), name
 
 
-def test_packed_blocks_match_padded_blocks(monkeypatch):
+@pytest.mark.parametrize("varlen", [False, True])
+def test_packed_blocks_match_padded_blocks(monkeypatch, varlen):
     """A batch with much padding runs its blocks on the real tokens only (Packing); the real tokens'
-    states and all gradients equal those of the padded computation, with and without [CLS]-only."""
+    states and all gradients equal those of the padded computation, with and without [CLS]-only, with
+    attention over the scattered padded layout or one sequence at a time (varlen)."""
     import seqtune.models.encoder as encoder_module
 
+    monkeypatch.setattr(encoder_module, "VARLEN_FROM_LENGTH", 1 if varlen else 10**9)
     enc = tiny()
     ids = torch.randint(5, 40, (3, 9))
     mask = torch.tensor([[1] * 9, [1] * 4 + [0] * 5, [1] * 2 + [0] * 7])

@@ -97,6 +97,15 @@ def test_hidden_states_match_transformers(esm_dir, layout, masked):
     assert torch.allclose(ours[real], theirs[real], atol=1e-4), (ours[real] - theirs[real]).abs().max()
 
 
+@pytest.mark.parametrize("masked", [False, True])
+def test_hidden_states_match_transformers_attending_per_sequence(esm_dir, masked, monkeypatch):
+    """The packed batch again, with attention one sequence at a time (rotary positions per sequence)."""
+    import seqtune.models.encoder as encoder_module
+
+    monkeypatch.setattr(encoder_module, "VARLEN_FROM_LENGTH", 1)
+    test_hidden_states_match_transformers(esm_dir, "mostly_padding", masked)
+
+
 def test_token_ids_match_esm_tokenizer(esm_dir):
     ours = load_tokenizer(esm_dir)
     theirs = transformers.AutoTokenizer.from_pretrained(esm_dir)

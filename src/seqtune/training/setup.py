@@ -45,6 +45,7 @@ from seqtune.training.checkpoint import (
     load_weights,
     run_identity,
 )
+from seqtune.training.compiling import compile_blocks
 from seqtune.training.loop import train
 from seqtune.training.resume import ResumePoint
 from seqtune.training.run_dir import RunDir, check_output_dir
@@ -228,6 +229,9 @@ def run_training(cfg: RunConfig, resume: ResumePoint | None, world: distributed.
         frozen_layers = apply_strategy(model, cfg.strategy)
         if resume is not None:
             load_weights(model, resume.state)
+        if cfg.train.compile:  # after the weights are final; compiled at the first batches (compiling.py)
+            log(f"train.compile: {compile_blocks(model)} encoder blocks compiled with torch.compile (inductor) "
+                "at their first batches")
         log_strategy(cfg, model, log)
         parameters = parameter_counts(model)
         for line in format_counts(parameters):
