@@ -10,10 +10,10 @@ import pytest
 
 from seqtune.data.readers.sequences import (
     LabelledSequence,
+    iter_fasta_records,
     make_record,
     parse_mask,
     parse_sequence,
-    read_fasta_records,
     read_sequences,
     split_items,
 )
@@ -161,7 +161,7 @@ def test_fasta_records_exactly(tmp_path):
     ]
     assert [r.id for r in read_sequences(path, max_records=2)] == ["p1", "p2"]
     # called directly, a labelled record has no mask line unless asked for, and the file is UTF-8
-    assert [r.id for r in read_fasta_records(path, labelled=True)] == ["p1", "p2", "p3"]
+    assert [r.id for r in iter_fasta_records(path, labelled=True)] == ["p1", "p2", "p3"]
     assert [r.where for r in read_sequences(path, labelled=False)] == [
         f"{path}:1 (record 1)", f"{path}:5 (record 2)", f"{path}:8 (record 3)"]
     assert [r.sequence for r in read_sequences(path, labelled=False, max_records=1)] == ["MKVHEC"]
@@ -173,7 +173,7 @@ def test_fasta_encoding(tmp_path):
     assert read_sequences(str(latin), labelled=False, encoding="latin-1")[0].id == "é1"
     assert "not UTF-8 text" in message(read_sequences, str(latin), labelled=False)
     utf8 = write(tmp_path, "u.fasta", ">é1\nMKV\nHEC\n")
-    assert read_fasta_records(utf8, labelled=True)[0].id == "é1"
+    assert next(iter_fasta_records(utf8, labelled=True)).id == "é1"
 
 
 def test_fasta_line_count_messages(tmp_path):
