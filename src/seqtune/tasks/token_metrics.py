@@ -88,7 +88,7 @@ def detect_scheme(tag_sequences: list[list[str]]) -> str:
     prefixes = set()
     iob1 = ioe1 = False
     for tags in tag_sequences:
-        parts = [(None, None) if tag == "O" else split_tag(tag) for tag in tags]
+        parts = [split_tag(tag) for tag in tags]  # "O" -> (None, "O"): a type no entity has
         for i, (tag, (prefix, kind)) in enumerate(zip(tags, parts)):
             if tag == "O":
                 continue
