@@ -31,8 +31,9 @@ import resource
 import shutil
 import subprocess
 import sys
-import time
 from pathlib import Path
+
+import sst2_speed  # benchmarks/ is on sys.path: these run as scripts; both sides of its recipe, on another model
 
 REPO = Path(__file__).resolve().parents[1]
 DATA = REPO.parent / "shared" / "data" / "sst2"
@@ -60,74 +61,11 @@ def write_model(directory: Path) -> Path:
 
 
 def run_seqtune(args) -> dict:
-    import seqtune
-    from seqtune.config import load_config
-
-    start = time.perf_counter()
-    cfg = load_config(REPO / "configs" / "sst2.yaml", [
-        f"model.path={args.model}", f"data.train={DATA / 'train.tsv'}", f"data.dev={DATA / 'dev.tsv'}",
-        f"data.max_rows={args.rows}", f"train.epochs={args.epochs}", "train.progress=false",
-        f"output_dir={args.workdir}/seqtune_runs",
-    ])
-    run_dir = seqtune.train(cfg)
-    wall = time.perf_counter() - start
-    results = json.loads((run_dir / "results.json").read_text())
-    return {"wall_seconds": wall, "dev_accuracy": results["dev"]["accuracy"],
-            "train_tokens_per_second": results["train"]["tokens_per_second"],
-            "train_seconds": results["train"]["train_seconds"], "train_tokens": results["train"]["train_tokens"]}
+    return sst2_speed.run_seqtune(args, Path(args.model))
 
 
 def run_trainer(args) -> dict:
-    import csv
-
-    import numpy as np
-    from transformers import (
-        AutoModelForSequenceClassification,
-        AutoTokenizer,
-        DataCollatorWithPadding,
-        Trainer,
-        TrainingArguments,
-    )
-
-    start = time.perf_counter()
-
-    def read(path, limit=None):
-        with open(path, newline="", encoding="utf-8") as f:
-            rows = list(csv.DictReader(f, delimiter="\t", quoting=csv.QUOTE_NONE))
-        return rows[:limit] if limit else rows
-
-    tokenizer = AutoTokenizer.from_pretrained(args.model)
-
-    def encode(rows):
-        enc = tokenizer([r["sentence"] for r in rows], truncation=True, max_length=128)
-        return [{**{k: enc[k][i] for k in enc}, "labels": int(r["label"])} for i, r in enumerate(rows)]
-
-    train = encode(read(DATA / "train.tsv", args.rows))
-    dev = encode(read(DATA / "dev.tsv"))
-    model = AutoModelForSequenceClassification.from_pretrained(args.model, num_labels=2)
-
-    from trainer_timing import step_timer  # benchmarks/ is on sys.path: these run as scripts
-
-    timer = step_timer()  # seconds inside Trainer's steps
-    training_args = TrainingArguments(
-        output_dir=str(Path(args.workdir) / "hf_dynamic"), per_device_train_batch_size=32,
-        per_device_eval_batch_size=128, learning_rate=1e-4, num_train_epochs=args.epochs,
-        lr_scheduler_type="linear", warmup_steps=0, weight_decay=0.0, seed=42, eval_strategy="epoch",
-        save_strategy="no", report_to=[], disable_tqdm=True, logging_strategy="no", dataloader_num_workers=0,
-        use_cpu=True, train_sampling_strategy="group_by_length",
-    )
-
-    def accuracy(pred):
-        return {"accuracy": float((np.argmax(pred.predictions, -1) == pred.label_ids).mean())}
-
-    trainer = Trainer(model=model, args=training_args, train_dataset=train, eval_dataset=dev,
-                      data_collator=DataCollatorWithPadding(tokenizer), compute_metrics=accuracy, callbacks=[timer])
-    trainer.train()
-    history = [h for h in trainer.state.log_history if "eval_accuracy" in h]
-    wall = time.perf_counter() - start
-    real_tokens = args.epochs * sum(len(f["input_ids"]) for f in train)
-    return {"wall_seconds": wall, "dev_accuracy": history[-1]["eval_accuracy"], "train_seconds": timer.seconds,
-            "train_tokens": real_tokens, "train_tokens_per_second": real_tokens / timer.seconds}
+    return sst2_speed.run_hf(args, pad_to_128=False, model_dir=Path(args.model))
 
 
 def main() -> None:

@@ -60,13 +60,14 @@ def flop_per_token(model_dir: str) -> float:
     return 6 * (layers * per_layer + h * h + h)  # + pooler
 
 
-def run_seqtune(args) -> dict:
+def run_seqtune(args, model_dir: Path | None = None) -> dict:
+    """seqtune's side: configs/sst2.yaml on `model_dir` (default all-MiniLM-L6-v2)."""
     import seqtune
     from seqtune.config import load_config
 
     start = time.perf_counter()
     cfg = load_config(REPO / "configs" / "sst2.yaml", [
-        f"model.path={minilm_dir()}", f"data.train={DATA / 'train.tsv'}", f"data.dev={DATA / 'dev.tsv'}",
+        f"model.path={model_dir or minilm_dir()}", f"data.train={DATA / 'train.tsv'}", f"data.dev={DATA / 'dev.tsv'}",
         f"data.max_rows={args.rows}", f"train.epochs={args.epochs}", "train.progress=false",
         f"output_dir={args.workdir}/seqtune_runs", *getattr(args, "sets", []),
     ])
@@ -78,16 +79,20 @@ def run_seqtune(args) -> dict:
             "train_seconds": results["train"]["train_seconds"], "train_tokens": results["train"]["train_tokens"]}
 
 
-def run_hf(args, pad_to_128: bool) -> dict:
+def run_hf(args, pad_to_128: bool, model_dir: Path | None = None) -> dict:
+    """Trainer's side on `model_dir` (default all-MiniLM-L6-v2): dynamic padding + group_by_length, or
+    every example padded to 128 tokens with random batches (run_glue's default)."""
     import csv
 
     import numpy as np
     import torch
     from transformers import (AutoModelForSequenceClassification, AutoTokenizer, DataCollatorWithPadding,
-                              Trainer, TrainerCallback, TrainingArguments, default_data_collator)
+                              Trainer, TrainingArguments, default_data_collator)
+
+    from trainer_timing import step_timer  # benchmarks/ is on sys.path: these run as scripts
 
     start = time.perf_counter()
-    model_dir = minilm_dir()
+    model_dir = model_dir or minilm_dir()
 
     def read(path, limit=None):
         with open(path, newline="", encoding="utf-8") as f:
@@ -105,17 +110,7 @@ def run_hf(args, pad_to_128: bool) -> dict:
     dev = encode(read(DATA / "dev.tsv"))
     model = AutoModelForSequenceClassification.from_pretrained(model_dir, num_labels=2)
 
-    class StepTimer(TrainerCallback):
-        """Time spent in training steps and the real tokens they saw."""
-        seconds, tokens, _t = 0.0, 0, 0.0
-
-        def on_step_begin(self, *a, **k):
-            self._t = time.perf_counter()
-
-        def on_step_end(self, *a, **k):
-            self.seconds += time.perf_counter() - self._t
-
-    timer = StepTimer()
+    timer = step_timer()  # seconds inside Trainer's steps
     training_args = TrainingArguments(
         output_dir=str(Path(args.workdir) / ("hf_pad128" if pad_to_128 else "hf_dynamic")),
         per_device_train_batch_size=32, per_device_eval_batch_size=128, learning_rate=1e-4,
