@@ -42,6 +42,7 @@ import numpy as np
 
 from seqtune.data.corpus import CorpusRecord, check_known_tokens, window_bounds
 from seqtune.errors import SeqtuneError
+from seqtune.files import fsync_directory, write_text
 from seqtune.tokenization import Tokenizer
 
 FORMAT_VERSION = 1
@@ -170,7 +171,7 @@ class TokenStore:
                 os.fsync(f.fileno())
             os.replace(tmp, bin_path)
             info = {"windows": count, "chunked_records": chunked, "sha256": digest.hexdigest()}
-            _write_json_atomic(json_path, info)
+            write_text(json_path, json.dumps(info, indent=1))
         except OSError as e:
             with contextlib.suppress(OSError):
                 tmp.unlink()
@@ -240,6 +241,24 @@ class TokenStore:
                     marks.extend(part)
             r += 1
         return ids, (marks if with_words else None)
+
+
+@dataclass
+class StoredRecord:
+    where: str
+
+
+class StoredRecords:
+    """The records of a store, for messages: len() and records[i].where ("FILE record N")."""
+
+    def __init__(self, store: TokenStore, source: str):
+        self.store, self.source = store, source
+
+    def __len__(self) -> int:
+        return self.store.records
+
+    def __getitem__(self, i: int) -> StoredRecord:
+        return StoredRecord(f"{self.source} record {int(self.store.numbers[i])}")
 
 
 class StoreWindows:
@@ -354,7 +373,7 @@ def _finish(directory: Path, key: str, spec: StoreSpec, tokenizer: Tokenizer, wr
             "tokenizer_kind": tokenizer.kind, "vocab_size": tokenizer.vocab_size, "words": False,
             "cls_id": tokenizer.cls_id, "sep_id": tokenizer.sep_id, "unknown_tokens": 0, "info": {},
             "sha256": {n: file_digest(directory / n) for n in names}, **written}
-    _write_json_atomic(directory / "meta.json", meta)
+    write_text(directory / "meta.json", json.dumps(meta, indent=1))
 
 
 def _open_or_build(spec: StoreSpec, tokenizer: Tokenizer, build: Callable[[Path, str], None], root: Path | None,
@@ -389,7 +408,7 @@ def _open_or_build(spec: StoreSpec, tokenizer: Tokenizer, build: Callable[[Path,
             tmp.mkdir()
             build(tmp, key)
             os.rename(tmp, final)
-            _fsync_dir(root)
+            fsync_directory(root)
         except OSError as e:
             shutil.rmtree(tmp, ignore_errors=True)
             raise write_error(root, e) from None
@@ -418,7 +437,7 @@ def _build(directory: Path, key: str, spec: StoreSpec, tokenizer: Tokenizer,
         "words": with_words, "cls_id": tokenizer.cls_id, "sep_id": tokenizer.sep_id,
         "sha256": {n: d.hexdigest() for n, d in digests.items()}, **info,
     }
-    _write_json_atomic(directory / "meta.json", meta)
+    write_text(directory / "meta.json", json.dumps(meta, indent=1))
 
 
 def _write_records(files: dict, digests: dict, tokenizer: Tokenizer, dtype: np.dtype, with_words: bool,
@@ -532,28 +551,6 @@ def _read_json(path: Path) -> dict | None:
         return json.loads(path.read_text())
     except (OSError, ValueError):
         return None
-
-
-def _write_json_atomic(path: Path, content: dict) -> None:
-    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}")
-    try:
-        with open(tmp, "w") as f:
-            json.dump(content, f, indent=1)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    finally:
-        with contextlib.suppress(OSError):
-            tmp.unlink()
-
-
-def _fsync_dir(path: Path) -> None:
-    with contextlib.suppress(OSError):
-        fd = os.open(path, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
 
 
 def _lock(f) -> None:

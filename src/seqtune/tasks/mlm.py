@@ -44,6 +44,7 @@ from seqtune.data.similarity import (
     without_near_duplicates,
 )
 from seqtune.data.token_store import (
+    StoredRecords,
     StoreSpec,
     StoreWindows,
     TokenStore,
@@ -70,24 +71,6 @@ class StoredCorpus:
 
     def __len__(self) -> int:
         return self.store.records
-
-
-@dataclass
-class StoredRecord:
-    where: str
-
-
-class StoredRecords:
-    """The records of a stored corpus, for messages: records[i].where names record i."""
-
-    def __init__(self, store: TokenStore, source: str):
-        self.store, self.source = store, source
-
-    def __len__(self) -> int:
-        return self.store.records
-
-    def __getitem__(self, i: int) -> StoredRecord:
-        return StoredRecord(f"{self.source} record {int(self.store.numbers[i])}")
 
 
 class StoredDataset(EncodedDataset):

@@ -26,7 +26,7 @@ from pathlib import Path
 import numpy as np
 
 from seqtune.data.readers.sequences import iter_sequences
-from seqtune.data.token_store import StoreSpec, TokenStore, build_store, narrowest_dtype
+from seqtune.data.token_store import StoredRecords, StoreSpec, TokenStore, build_store, narrowest_dtype
 from seqtune.errors import SeqtuneError
 from seqtune.logs import logger
 from seqtune.tasks.windows import IGNORE_INDEX, window_spans
@@ -35,23 +35,12 @@ NOT_SCORED = np.iinfo(np.uint16).max  # labels.bin value of a residue the mask l
 CHUNK_RESIDUES = 1 << 20  # residues read before they are written (bounded memory while building)
 
 
-@dataclass
-class StoredRecord:
-    where: str
-
-
-class StoredSequences:
-    """The records of a stored training file: len() and, for messages, records[i].where."""
+class StoredSequences(StoredRecords):
+    """The records of a stored training file (len(), records[i].where) and its label names."""
 
     def __init__(self, store: TokenStore, source: str):
-        self.store, self.source = store, source
+        super().__init__(store, source)
         self.label_names: list[str] = store.meta["label_names"]
-
-    def __len__(self) -> int:
-        return self.store.records
-
-    def __getitem__(self, i: int) -> StoredRecord:
-        return StoredRecord(f"{self.source} record {int(self.store.numbers[i])}")
 
 
 @dataclass
