@@ -8,6 +8,7 @@ import itertools
 import math
 
 import numpy as np
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -146,3 +147,16 @@ def test_training_token_budgets_are_respected_and_tight(lengths, max_tokens, see
     for b, following in itertools.pairwise(ordered):
         shortest_next = min(lengths[i] for i in following)
         assert max(max(lengths[i] for i in b), shortest_next) * (len(b) + 1) > max_tokens
+
+
+def test_epoch_batches_index_like_a_list():
+    lengths = [5, 9, 3, 7, 2, 8, 4]
+    batches = training_batches(lengths, 2, None, np.random.default_rng(0), 1)
+    as_list = [list(b) for b in batches]
+    assert sorted(itertools.chain(*as_list)) == list(range(len(lengths))) and len(as_list) == 4
+    for k in range(-len(as_list), len(as_list)):
+        assert batches[k] == as_list[k]
+    assert batches[1:3] == as_list[1:3] and batches[::-1] == as_list[::-1]
+    for k in (len(as_list), -len(as_list) - 1):
+        with pytest.raises(IndexError):
+            batches[k]

@@ -15,27 +15,6 @@ import numpy as np
 from seqtune.errors import SeqtuneError
 
 
-def _cut(order: list[int], lengths: list[int], batch_size: int | None, max_tokens: int | None) -> list[list[int]]:
-    """Cut an ordered index list into batches of `batch_size` examples, or of <= max_tokens padded tokens."""
-    batches: list[list[int]] = []
-    current: list[int] = []
-    longest = 0
-    for i in order:
-        n = lengths[i]
-        if current:
-            full = len(current) >= batch_size if batch_size else False
-            if max_tokens is not None:
-                full = full or max(longest, n) * (len(current) + 1) > max_tokens
-            if full:
-                batches.append(current)
-                current, longest = [], 0
-        current.append(i)
-        longest = max(longest, n)
-    if current:
-        batches.append(current)
-    return batches
-
-
 class EpochBatches(Sequence):
     """An epoch's batches as one flat array of indices and batch boundaries (4 bytes per example,
     not a Python list each): batches[k] is a list of indices; iterating gives them in order."""
@@ -99,7 +78,8 @@ def training_batches(
 
 
 def _cut_points(lengths: list[int], batch_size: int | None, max_tokens: int | None) -> list[tuple[int, int]]:
-    """`_cut` of positions 0..n-1 as (start, end) ranges."""
+    """Cut positions 0..n-1 (lengths in batch order) into (start, end) ranges of `batch_size`
+    examples, or of <= max_tokens padded tokens (the longest length times the count)."""
     cuts, start, longest = [], 0, 0
     for i, n in enumerate(lengths):
         count = i - start
@@ -119,4 +99,4 @@ def _cut_points(lengths: list[int], batch_size: int | None, max_tokens: int | No
 def evaluation_batches(lengths: list[int], max_tokens: int, max_batch: int = 256) -> list[list[int]]:
     """All indices, sorted by length, in batches of at most `max_tokens` padded tokens."""
     order = sorted(range(len(lengths)), key=lambda i: lengths[i])
-    return _cut(order, lengths, max_batch, max_tokens)
+    return [order[a:b] for a, b in _cut_points([lengths[i] for i in order], max_batch, max_tokens)]
