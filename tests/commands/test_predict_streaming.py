@@ -34,7 +34,8 @@ def test_chunks_give_the_predictions_of_the_whole_file(trained):
     assert [r["text"] for r in streamed] == [r["text"] for r in whole]  # input order
     assert [r["label"] for r in streamed] == [r["label"] for r in whole]
     for a, b in zip(streamed, whole):
-        assert a["probabilities"] == pytest.approx(b["probabilities"], abs=1e-6)
+        # written rounded to 6 decimals: values a hair apart (other batch neighbours) can round 1e-6 apart
+        assert a["probabilities"] == pytest.approx(b["probabilities"], abs=2.5e-6)
 
 
 def test_the_command_writes_every_record_and_no_temporary_file(trained, tmp_path, capsys):
