@@ -12,7 +12,7 @@ weights from them with one masked fill. Its mask comes from 15 random bits a wei
 from one 64-bit draw: the CPU's Bernoulli sampling cost more than the attention's matmuls), so the
 drop probability is p rounded to a multiple of 1/32,768 (0.1 -> 0.100006) and the kept weights are
 scaled by 1/(1 - that p): the expectation is unchanged. Measured on one core (BENCHMARKS.md,
-"Attention dropout on the CPU"): as fast as the math kernel at 512 tokens, faster on short inputs.
+"Attention with dropout on the CPU"): as fast as the math kernel at 512 tokens, faster on short inputs.
 
 Seeded like any torch dropout (the default CPU generator), so runs repeat, and gradient
 checkpointing, which replays the forward under the saved generator state, draws the same masks.
