@@ -8,11 +8,11 @@ of the activation memory of a long-window encoder (protein MLM, 512-residue wind
 
 `dropout_attention` computes the same function and keeps the softmax output and a boolean mask
 (5 bytes a weight: 104 MiB for that layer, q, k and v included); backward recomputes the dropped
-weights from them with one masked fill. Its mask comes from 15 random bits a weight (four weights
-from one 64-bit draw: the CPU's Bernoulli sampling cost more than the attention's matmuls), so the
-drop probability is p rounded to a multiple of 1/32,768 (0.1 -> 0.100006) and the kept weights are
-scaled by 1/(1 - that p): the expectation is unchanged. Measured on one core (BENCHMARKS.md,
-"Attention with dropout on the CPU"): as fast as the math kernel at 512 tokens, faster on short inputs.
+weights from them. Its mask is `models/dropout.keep_mask`'s (15 random bits a weight, four from
+one 64-bit draw: the CPU's Bernoulli sampling cost more than the attention's matmuls; the drop
+probability is p rounded to 1/32,768, kept weights scaled by 1/(1 - that p)). Measured on one core
+(BENCHMARKS.md, "Attention with dropout on the CPU"): as fast as the math kernel at 512 tokens,
+faster on short inputs.
 
 Seeded like any torch dropout (the default CPU generator), so runs repeat, and gradient
 checkpointing, which replays the forward under the saved generator state, draws the same masks.
@@ -22,20 +22,7 @@ from __future__ import annotations
 
 import torch
 
-RANDOM_BITS = 15  # per attention weight: the low 15 bits of each 16-bit word of a 64-bit draw
-
-
-def drop_mask(shape: torch.Size | tuple[int, ...], p: float) -> tuple[torch.Tensor, float]:
-    """A boolean tensor of `shape`, True = dropped, each True with probability p rounded to
-    1/32,768; returns it and that probability. From the default CPU generator."""
-    n = 1
-    for size in shape:
-        n *= size
-    # random_() on int64 fills [0, 2^63): every 16-bit word has 15 uniform low bits (the top bit of
-    # one word in four is always 0, so it is masked off everywhere)
-    words = torch.empty((n + 3) // 4, dtype=torch.int64).random_().view(torch.int16)[:n]
-    threshold = round(p * (1 << RANDOM_BITS))
-    return (words.bitwise_and(0x7FFF) < threshold).view(shape), threshold / (1 << RANDOM_BITS)
+from seqtune.models.dropout import apply_mask, keep_mask
 
 
 class _DropoutAttention(torch.autograd.Function):
@@ -47,19 +34,17 @@ class _DropoutAttention(torch.autograd.Function):
             scores.masked_fill_(~mask, float("-inf"))
         weights = torch.softmax(scores, dim=-1)
         del scores
-        dropped, p_used = drop_mask(weights.shape, p)
-        keep_scale = 1.0 / (1.0 - p_used)
-        out = torch.matmul(weights.masked_fill(dropped, 0.0), v).mul_(keep_scale)  # the scale on (.., D), not (.., T)
-        ctx.save_for_backward(q, k, v, weights, dropped)
+        keep, keep_scale = keep_mask(weights.shape, p)
+        out = torch.matmul(apply_mask(weights, keep, keep_scale), v)
+        ctx.save_for_backward(q, k, v, weights, keep)
         ctx.keep_scale, ctx.scale = keep_scale, scale
         return out
 
     @staticmethod
     def backward(ctx, grad_out):
-        q, k, v, weights, dropped = ctx.saved_tensors
-        grad_out = grad_out * ctx.keep_scale
-        grad_v = torch.matmul(weights.masked_fill(dropped, 0.0).transpose(-2, -1), grad_out)
-        grad_weights = torch.matmul(grad_out, v.transpose(-2, -1)).masked_fill_(dropped, 0.0)
+        q, k, v, weights, keep = ctx.saved_tensors
+        grad_v = torch.matmul(apply_mask(weights, keep, ctx.keep_scale).transpose(-2, -1), grad_out)
+        grad_weights = apply_mask(torch.matmul(grad_out, v.transpose(-2, -1)), keep, ctx.keep_scale)
         grad_scores = torch._softmax_backward_data(grad_weights, weights, -1, weights.dtype).mul_(ctx.scale)
         del grad_weights
         grad_q = torch.matmul(grad_scores, k)

@@ -27,6 +27,7 @@ from torch.utils.checkpoint import checkpoint
 
 from seqtune.errors import SeqtuneError
 from seqtune.models import dropout_attention
+from seqtune.models.dropout import Dropout
 
 ACTIVATIONS = {
     "gelu": lambda x: F.gelu(x),
@@ -205,7 +206,7 @@ class Embeddings(nn.Module):
         # ESM-2 has no LayerNorm here (emb_layer_norm_before: false) and no dropout
         norm = cfg.extra.get("emb_layer_norm_before", False) if rotary else True
         self.norm = nn.LayerNorm(E, eps=cfg.layer_norm_eps) if norm else None
-        self.dropout = nn.Dropout(0.0 if rotary else cfg.hidden_dropout_prob)
+        self.dropout = Dropout(0.0 if rotary else cfg.hidden_dropout_prob)
         self.project = nn.Linear(E, cfg.hidden_size) if E != cfg.hidden_size else None
         # token dropout without a mask_token_id still scales (nothing is masked), as transformers does
         self.mask_token_id = (-1 if cfg.mask_token_id is None else cfg.mask_token_id) if cfg.token_dropout else None
@@ -381,7 +382,7 @@ class Layer(nn.Module):
         self.ffn_out = nn.Linear(cfg.intermediate_size, cfg.hidden_size)
         self.ffn_norm = nn.LayerNorm(cfg.hidden_size, eps=cfg.layer_norm_eps)
         self.act = ACTIVATIONS[cfg.hidden_act]
-        self.dropout = nn.Dropout(cfg.hidden_dropout_prob)
+        self.dropout = Dropout(cfg.hidden_dropout_prob)
         self.pre_norm = cfg.family.pre_norm
 
     def forward(self, x: torch.Tensor, mask: torch.Tensor | None, first_only: bool = False,
