@@ -55,13 +55,13 @@ class _Dropout(torch.autograd.Function):
     @staticmethod
     def backward(ctx, grad):
         (keep,) = ctx.saved_tensors
-        return apply_mask(grad.contiguous(), keep, ctx.scale), None
+        return apply_mask(grad, keep, ctx.scale), None
 
 
 def dropout(x: torch.Tensor, p: float, training: bool) -> torch.Tensor:
     """F.dropout(x, p, training), with `keep_mask`'s mask in CPU training."""
     if uses_fast_mask(x, p, training):
-        return _Dropout.apply(x.contiguous(), p)
+        return _Dropout.apply(x, p)
     return F.dropout(x, p, training)
 
 

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import torch
 
-from seqtune.models.dropout import apply_mask, keep_mask
+from seqtune.models.dropout import apply_mask, keep_mask, uses_fast_mask
 
 
 class _DropoutAttention(torch.autograd.Function):
@@ -64,5 +64,4 @@ def applies(q: torch.Tensor, mask: torch.Tensor | None, p: float) -> bool:
     """Whether `dropout_attention` replaces SDPA: training dropout on the CPU, a boolean mask or none,
     not inside torch.compile (inductor traces SDPA's math kernel itself). On GPU, SDPA's
     memory-efficient kernel has dropout and keeps no attention matrix."""
-    return (0.0 < p < 1.0 and q.device.type == "cpu" and (mask is None or mask.dtype == torch.bool)
-            and not torch.compiler.is_compiling())
+    return uses_fast_mask(q, p, True) and (mask is None or mask.dtype == torch.bool)
