@@ -49,14 +49,16 @@ def test_first_token_only_gives_the_same_cls_state_and_gradients():
         assert torch.allclose(grads[1][name], g, atol=1e-5), name
 
 
-@pytest.mark.parametrize("varlen", [False, True])
-def test_packed_blocks_match_padded_blocks(monkeypatch, varlen):
+@pytest.mark.parametrize("call_cost", [0, None, 10**12])
+def test_packed_blocks_match_padded_blocks(monkeypatch, call_cost):
     """A batch with much padding runs its blocks on the real tokens only (Packing); the real tokens'
     states and all gradients equal those of the padded computation, with and without [CLS]-only, with
-    attention over the scattered padded layout or one sequence at a time (varlen)."""
+    attention one sequence at a time (a free call), grouped by the cost model, or in one padded group."""
     import seqtune.models.encoder as encoder_module
 
-    monkeypatch.setattr(encoder_module, "VARLEN_FROM_LENGTH", 1 if varlen else 10**9)
+    if call_cost is not None:
+        monkeypatch.setattr(encoder_module, "ATTENTION_CALL_COST", call_cost)
+        monkeypatch.setattr(encoder_module, "ATTENTION_ROW_COST", 0)
     enc = tiny()
     ids = torch.randint(5, 40, (3, 9))
     mask = torch.tensor([[1] * 9, [1] * 4 + [0] * 5, [1] * 2 + [0] * 7])
@@ -77,3 +79,65 @@ def test_packed_blocks_match_padded_blocks(monkeypatch, varlen):
         assert grads[0].keys() == grads[1].keys()
         for name, g in grads[0].items():
             assert torch.allclose(grads[1][name], g, atol=1e-5), name
+
+
+def partition_cost(groups, heads: int) -> float:
+    import seqtune.models.encoder as encoder_module
+    return sum(encoder_module.ATTENTION_CALL_COST
+               + heads * len(members) * (encoder_module.ATTENTION_ROW_COST * length + length * length)
+               for members, length in groups)
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_attention_groups_are_the_cheapest_split_by_length(seed):
+    """Every sequence attends once, in a group padded to its longest member, and no split of the
+    length-sorted sequences into runs costs less (brute force over all 2^(B-1) splits)."""
+    from itertools import combinations
+
+    from seqtune.models.encoder import attention_groups
+
+    g = torch.Generator().manual_seed(seed)
+    lengths = torch.randint(1, [8, 40, 200, 600][seed % 4], (int(torch.randint(1, 10, (1,), generator=g)),),
+                            generator=g).tolist()
+    heads = [1, 4, 12][seed % 3]
+    groups = attention_groups(lengths, heads)
+    assert sorted(i for members, _ in groups for i in members) == list(range(len(lengths)))
+    assert all(length == max(lengths[i] for i in members) for members, length in groups)
+    ordered = sorted(lengths)
+    cheapest = min(
+        partition_cost([(ordered[a:b], ordered[b - 1]) for a, b in zip((0, *cuts), (*cuts, len(ordered)))], heads)
+        for k in range(len(ordered)) for cuts in combinations(range(1, len(ordered)), k))
+    assert partition_cost(groups, heads) == pytest.approx(cheapest)
+
+
+def test_attention_groups_follow_the_cost_of_a_call():
+    """Many short sequences share one call; long ones of different lengths attend apart, and equal
+    lengths share a call with no padding."""
+    from seqtune.models.encoder import attention_groups
+
+    assert attention_groups([3, 7, 5, 2], heads=12) == [([3, 0, 2, 1], 7)]
+    assert attention_groups([512, 300, 512, 128], heads=4) == [([3], 128), ([1], 300), ([0, 2], 512)]
+
+
+def test_packing_places_each_token_in_its_group_row():
+    """Packing.slots: sequence k of a group starts at the group's start + k * its padded length; the
+    group's mask marks exactly the real tokens (None when none is padded)."""
+    from seqtune.models.encoder import Packing
+
+    lengths = [6, 2, 6, 3]
+    mask = (torch.arange(6)[None] < torch.tensor(lengths)[:, None]).long()
+    packing = Packing.of(mask, heads=1)
+    buffer = torch.full((packing.rows,), -1).index_copy(0, packing.slots, torch.arange(sum(lengths)))
+    starts = [0, 6, 8, 14]  # each sequence's first packed row
+    for group in packing.groups:
+        rows = buffer[group.start:group.start + group.size * group.length].view(group.size, group.length)
+        real = rows >= 0
+        if group.mask is None:
+            assert real.all()
+        else:
+            assert torch.equal(group.mask[:, 0, 0], real)
+        for row in rows:
+            tokens = row[row >= 0].tolist()
+            sequence = next(i for i, s in enumerate(starts) if s == tokens[0])
+            assert tokens == list(range(starts[sequence], starts[sequence] + lengths[sequence]))
+    assert sum(g.size for g in packing.groups) == 4 and packing.rows >= sum(lengths)

@@ -102,7 +102,8 @@ def test_hidden_states_match_transformers_attending_per_sequence(esm_dir, masked
     """The packed batch again, with attention one sequence at a time (rotary positions per sequence)."""
     import seqtune.models.encoder as encoder_module
 
-    monkeypatch.setattr(encoder_module, "VARLEN_FROM_LENGTH", 1)
+    monkeypatch.setattr(encoder_module, "ATTENTION_CALL_COST", 0)  # a group per distinct length
+    monkeypatch.setattr(encoder_module, "ATTENTION_ROW_COST", 0)
     test_hidden_states_match_transformers(esm_dir, "mostly_padding", masked)
 
 

@@ -39,8 +39,9 @@ def Model(model_type: str) -> TaskModel:
 
 
 def batches(seed: int):
-    """A batch of each layout: nothing padded, packed with attention per sequence (varlen), packed with
-    attention scattered back (short), padded; sizes and lengths drawn from `seed`."""
+    """A batch of each layout: nothing padded, packed with a long sequence attending apart from short
+    ones (attention groups of two shapes), packed in one padded group (short), padded; sizes and lengths
+    drawn from `seed`."""
     g = torch.Generator().manual_seed(seed)
 
     def mask(lengths: list[int]) -> torch.Tensor:

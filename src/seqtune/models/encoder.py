@@ -18,8 +18,10 @@ self-attention does one matrix multiplication instead of three.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field, fields
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -275,25 +277,84 @@ def rotate(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tenso
     return x * cos + rotated_half * sin
 
 
+# The cost of attention on a CPU, in one head's query-key pairs (forward + backward in training, with
+# dropout), for choosing how a packed batch's sequences attend (`attention_groups`): a call costs
+# ATTENTION_CALL_COST on top of its pairs, each query row ATTENTION_ROW_COST. Fitted on MiniLM-shaped
+# heads (12 x 32) on one core (BENCHMARKS.md, "Grouped attention"): 350 us a call, 1.2 us a row and
+# 12.4 ns a pair of one head.
+ATTENTION_CALL_COST = 28_000
+ATTENTION_ROW_COST = 97
+
+
+def attention_groups(lengths: Sequence[int], heads: int) -> list[tuple[list[int], int]]:
+    """How a packed batch's sequences attend: groups of similar length, each one attention call padded
+    to its longest member. Sorted by length, the sequences are cut where the cost model above is least
+    (dynamic programming over the cut points): one group for many short sequences (the call overhead
+    dominates), one call per distinct length for long ones (the padding's quadratic work dominates).
+    Returns [(indices of the group's sequences, its padded length), ...]."""
+    order = np.argsort(np.asarray(lengths), kind="stable")
+    sorted_lengths = np.asarray(lengths, dtype=np.float64)[order]
+    B = len(order)
+    best = np.zeros(B + 1)  # best[i]: least cost of the i shortest sequences
+    cut = np.zeros(B + 1, dtype=np.int64)
+    starts = np.arange(B)
+    for i in range(1, B + 1):
+        T = sorted_lengths[i - 1]  # a group ending at i is padded to the i-th shortest
+        costs = best[:i] + ATTENTION_CALL_COST + heads * (i - starts[:i]) * (ATTENTION_ROW_COST * T + T * T)
+        cut[i] = int(np.argmin(costs))
+        best[i] = costs[cut[i]]
+    groups, i = [], B
+    while i > 0:
+        groups.append((order[cut[i]:i].tolist(), int(sorted_lengths[i - 1])))
+        i = int(cut[i])
+    return groups[::-1]
+
+
+@dataclass(frozen=True)
+class AttentionGroup:
+    """Sequences that attend in one call: rows start..start + size * length of the group buffer."""
+
+    start: int
+    size: int
+    length: int
+    mask: torch.Tensor | None  # (size, 1, 1, length) bool, True = attend; None when none is padded
+
+
 @dataclass(frozen=True)
 class Packing:
     """Where the real tokens of a padded (B, T) batch are: `index` holds their flat positions in
     B * T. Blocks run their per-token work (projections, feed-forward, LayerNorm) on the packed
-    (N, H) real tokens only. Inputs are right-padded, so sequence i is the `lengths[i]` consecutive
-    rows after those of sequences 0..i-1: attention runs on each sequence alone, at its own length
-    (no padding, no mask), when `varlen`; otherwise it scatters them back into (B, T)."""
+    (N, H) real tokens only. Attention runs in `groups` (`attention_groups`): `slots` places each
+    real token in a buffer of the groups' padded rows, and each group attends in one call."""
 
     index: torch.Tensor  # (N,) long
     batch: int
     length: int
-    lengths: tuple[int, ...] = ()  # real tokens of each sequence
-    varlen: bool = False  # attention one sequence at a time (see VARLEN_FROM_LENGTH)
+    lengths: tuple[int, ...]  # real tokens of each sequence
+    slots: torch.Tensor  # (N,) long: each real token's row in the group buffer
+    rows: int  # rows of the group buffer
+    groups: tuple[AttentionGroup, ...]
 
     @classmethod
-    def of(cls, attention_mask: torch.Tensor) -> Packing:
+    def of(cls, attention_mask: torch.Tensor, heads: int) -> Packing:
         B, T = attention_mask.shape
-        lengths = tuple(attention_mask.sum(1).tolist())
-        return cls(attention_mask.reshape(-1).nonzero().squeeze(1), B, T, lengths, T >= VARLEN_FROM_LENGTH)
+        lengths = attention_mask.sum(1).tolist()
+        starts = np.cumsum([0, *lengths[:-1]])  # each sequence's first row in the packed tokens
+        base = np.zeros(B, dtype=np.int64)  # each sequence's first row in the group buffer
+        groups, start = [], 0
+        for members, length in attention_groups(lengths, heads):
+            size = len(members)
+            base[members] = start + length * np.arange(size)
+            group_lengths = torch.tensor([lengths[i] for i in members])
+            mask = None
+            if int(group_lengths.min()) < length:
+                mask = (torch.arange(length)[None] < group_lengths[:, None])[:, None, None, :]
+            groups.append(AttentionGroup(start, size, length, mask.to(attention_mask.device) if mask is not None else None))
+            start += size * length
+        slots = np.repeat(base - starts, lengths) + np.arange(sum(lengths))
+        device = attention_mask.device
+        return cls(attention_mask.reshape(-1).nonzero().squeeze(1), B, T, tuple(lengths),
+                   torch.from_numpy(slots).to(device), start, tuple(groups))
 
     def pack(self, x: torch.Tensor) -> torch.Tensor:  # (B, T, ...) -> (N, ...)
         return x.reshape(self.batch * self.length, *x.shape[2:]).index_select(0, self.index)
@@ -325,25 +386,19 @@ class SelfAttention(nn.Module):
         x: (B, T, H), or (N, H) real tokens when packed; mask: (B, 1, 1, T) bool, True = attend, or
         None when nothing is padded. first_only: only position 0 asks (queries); every position is
         still attended to. Returns (B, Tq, H), or (N, H) when packed."""
-        if packing is not None:
-            B, T, H = packing.batch, packing.length, x.shape[-1]
-        else:
-            B, T, H = x.shape
-        N, D = self.num_heads, H // self.num_heads
+        N, D = self.num_heads, x.shape[-1] // self.num_heads
+        if packing is not None:  # (N, H) real tokens; never with first_only (run_layers unpacks first)
+            return self.attend_groups(self.qkv(x), packing, N, D)
+        B, T, H = x.shape
         if first_only:
             w, b = self.qkv.weight, self.qkv.bias  # rows: query, key, value
             q = F.linear(x[:, :1], w[:H], b[:H]).view(B, 1, N, D).transpose(1, 2)  # (B, N, 1, D)
             k, v = F.linear(x, w[H:], b[H:]).view(B, T, 2, N, D).permute(2, 0, 3, 1, 4)
-        elif packing is not None and packing.varlen:
-            return self.attend_each(self.qkv(x), packing.lengths, N, D)
-        elif packing is not None:
-            q, k, v = packing.unpack(self.qkv(x)).view(B, T, 3, N, D).permute(2, 0, 3, 1, 4)
         else:
             q, k, v = self.qkv(x).view(B, T, 3, N, D).permute(2, 0, 3, 1, 4)
         # q: (B, N, Tq, D); k, v: (B, N, T, D)
         y = self.attend(q, k, v, mask)
-        y = y.transpose(1, 2).reshape(B, q.shape[2], H)
-        return packing.pack(y) if packing is not None else y
+        return y.transpose(1, 2).reshape(B, q.shape[2], H)
 
     def attend(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
         """Rotary positions (ESM), then scaled dot-product attention with dropout in training.
@@ -355,16 +410,19 @@ class SelfAttention(nn.Module):
             return dropout_attention.dropout_attention(q, k, v, mask, p)
         return F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=p)
 
-    def attend_each(self, qkv: torch.Tensor, lengths: tuple[int, ...], N: int, D: int) -> torch.Tensor:
-        """Attention of packed sequences, one at a time at its own length: qkv (Ntok, 3H) ->
-        (Ntok, H). Costs sum(L²) instead of B * T² and needs no mask; without dropout (evaluation)
-        SDPA takes its fused kernel."""
+    def attend_groups(self, qkv: torch.Tensor, packing: Packing, N: int, D: int) -> torch.Tensor:
+        """Attention of packed sequences, a group of similar lengths at a time (Packing.groups):
+        qkv (Ntok, 3H) -> (Ntok, H). The tokens go to their rows of the group buffer (zeros at the
+        groups' padding), each group attends in one call, and the real rows come back in packed order.
+        A group whose sequences fill it needs no mask (without dropout SDPA then takes its fused kernel)."""
+        buffer = qkv.new_zeros(packing.rows, qkv.shape[1]).index_copy(0, packing.slots, qkv)
         outputs = []
-        for part in qkv.split(lengths):  # (L, 3H)
-            L = part.shape[0]
-            q, k, v = part.view(1, L, 3, N, D).permute(2, 0, 3, 1, 4)  # (1, N, L, D) each
-            outputs.append(self.attend(q, k, v, None)[0].transpose(0, 1).reshape(L, N * D))
-        return torch.cat(outputs)
+        for group in packing.groups:
+            rows = buffer[group.start:group.start + group.size * group.length]
+            q, k, v = rows.view(group.size, group.length, 3, N, D).permute(2, 0, 3, 1, 4)  # (size, N, L, D)
+            y = self.attend(q, k, v, group.mask)
+            outputs.append(y.transpose(1, 2).reshape(group.size * group.length, N * D))
+        return torch.cat(outputs).index_select(0, packing.slots)
 
 
 class Layer(nn.Module):
@@ -430,14 +488,6 @@ class Pooler(nn.Module):
 # Below this share of real tokens in a padded batch, blocks run packed (see Packing): the gather
 # and scatter cost less than the projections and feed-forward on padding would.
 PACK_BELOW_FILL = 0.9
-# Packed batches at least this long (padded) attend one sequence at a time (Packing.varlen): below,
-# the padded attention's extra work costs less than a kernel call per sequence. Speed-up of attending
-# per sequence in training (benchmarks/varlen_attention.py: MiniLM-sized blocks, 32 sequences at
-# 26-47% fill, one thread, under load): 0.86x at T = 12, 0.92x at 20, 1.01x at 32, 1.23x at 48, 2.1x at 128.
-# On CoNLL-2003's random batches (32 sentences padded to 49 tokens on average) a threshold of 32 only
-# traded attention time for per-sequence overhead (benchmarks/profile_step.py, BENCHMARKS.md), so the
-# threshold sits where it clearly wins.
-VARLEN_FROM_LENGTH = 64
 
 
 class Encoder(nn.Module):
@@ -511,7 +561,7 @@ class Encoder(nn.Module):
             mask = attention_mask.bool()[:, None, None, :]  # (B, 1, 1, T), True = attend
             # Pack unless the only block is a [CLS]-only one (that block always runs padded).
             if real < PACK_BELOW_FILL * attention_mask.numel() and len(layers) > int(first_token_only):
-                packing = Packing.of(attention_mask)
+                packing = Packing.of(attention_mask, self.config.num_attention_heads)
                 hidden = packing.pack(hidden)
         for i, layer in enumerate(layers):
             first_only = first_token_only and i == len(layers) - 1

@@ -5,7 +5,7 @@ with its dropout), `Layer.add_attention` (output projection, dropout, residual, 
 `Layer.feed_forward` (two linear layers, GELU, dropout, residual, LayerNorm). Inductor fuses their
 element-wise work (bias + GELU, dropout + residual + LayerNorm, softmax + dropout) into a few loops;
 the matrix products stay library calls. The Python around them (packing, one attention call per
-sequence of a packed batch) stays eager, so batches of any size and length reuse the same compiled
+group of a packed batch) stays eager, so batches of any size and length reuse the same compiled
 code: shapes are dynamic from the start (`dynamic=True`), and the few graphs there are (padded,
 packed, [CLS]-only) are compiled once each, at their first batch.
 
@@ -32,10 +32,19 @@ def compile_blocks(model: nn.Module) -> int:
                            "Set train.compile: false.")
     encoder = model.encoder
     for layer in encoder.layers:
-        layer.attention.attend = torch.compile(layer.attention.attend, dynamic=True)
+        layer.attention.attend = contiguous_inputs(torch.compile(layer.attention.attend, dynamic=True))
         layer.add_attention = torch.compile(layer.add_attention, dynamic=True)
         layer.feed_forward = torch.compile(layer.feed_forward, dynamic=True)
     return len(encoder.layers)
+
+
+def contiguous_inputs(attend):
+    """Give the compiled attention contiguous q, k and v. A packed batch's attention groups are views
+    into one buffer at varying offsets, and dynamo specialises a view that starts at offset 0 apart
+    from one that does not (one more graph per layout); copies always start at 0."""
+    def call(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
+        return attend(q.contiguous(), k.contiguous(), v.contiguous(), mask)
+    return call
 
 
 def compiled_graphs() -> int:
