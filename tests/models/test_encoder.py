@@ -141,3 +141,16 @@ def test_packing_places_each_token_in_its_group_row():
             sequence = next(i for i, s in enumerate(starts) if s == tokens[0])
             assert tokens == list(range(starts[sequence], starts[sequence] + lengths[sequence]))
     assert sum(g.size for g in packing.groups) == 4 and packing.rows >= sum(lengths)
+
+
+def test_attention_groups_never_split_equal_lengths():
+    """Cuts lie between distinct lengths only (a batch of thousands of sequences costs the square of
+    its distinct lengths, not of its size)."""
+    from seqtune.models.encoder import attention_groups
+
+    lengths = torch.randint(1, 60, (3000,), generator=torch.Generator().manual_seed(0)).tolist()
+    groups = attention_groups(lengths, heads=12)
+    group_of = {length: {k for k, (members, _) in enumerate(groups) if any(lengths[i] == length for i in members)}
+                for length in set(lengths)}
+    assert all(len(found) == 1 for found in group_of.values())
+    assert sum(len(members) for members, _ in groups) == 3000

@@ -289,23 +289,25 @@ ATTENTION_ROW_COST = 97
 def attention_groups(lengths: Sequence[int], heads: int) -> list[tuple[list[int], int]]:
     """How a packed batch's sequences attend: groups of similar length, each one attention call padded
     to its longest member. Sorted by length, the sequences are cut where the cost model above is least
-    (dynamic programming over the cut points): one group for many short sequences (the call overhead
-    dominates), one call per distinct length for long ones (the padding's quadratic work dominates).
+    (dynamic programming over the cut points, which lie between distinct lengths: splitting equal
+    lengths only adds a call): one group for many short sequences (the call overhead dominates), one
+    call per distinct length for long ones (the padding's quadratic work dominates). The work grows
+    with the square of the number of distinct lengths, at most the padded length.
     Returns [(indices of the group's sequences, its padded length), ...]."""
     order = np.argsort(np.asarray(lengths), kind="stable")
-    sorted_lengths = np.asarray(lengths, dtype=np.float64)[order]
-    B = len(order)
-    best = np.zeros(B + 1)  # best[i]: least cost of the i shortest sequences
-    cut = np.zeros(B + 1, dtype=np.int64)
-    starts = np.arange(B)
-    for i in range(1, B + 1):
-        T = sorted_lengths[i - 1]  # a group ending at i is padded to the i-th shortest
-        costs = best[:i] + ATTENTION_CALL_COST + heads * (i - starts[:i]) * (ATTENTION_ROW_COST * T + T * T)
+    distinct, counts = np.unique(np.asarray(lengths, dtype=np.int64), return_counts=True)
+    ends = np.cumsum(counts)  # sequences up to and including each distinct length
+    before = np.concatenate(([0], ends[:-1]))  # sequences shorter than each distinct length
+    best = np.zeros(len(distinct) + 1)  # best[i]: least cost of the sequences of the i shortest lengths
+    cut = np.zeros(len(distinct) + 1, dtype=np.int64)
+    for i in range(1, len(distinct) + 1):
+        T = float(distinct[i - 1])  # a group that ends at the i-th length is padded to it
+        costs = best[:i] + ATTENTION_CALL_COST + heads * (ends[i - 1] - before[:i]) * (ATTENTION_ROW_COST * T + T * T)
         cut[i] = int(np.argmin(costs))
         best[i] = costs[cut[i]]
-    groups, i = [], B
+    groups, i = [], len(distinct)
     while i > 0:
-        groups.append((order[cut[i]:i].tolist(), int(sorted_lengths[i - 1])))
+        groups.append((order[before[cut[i]]:ends[i - 1]].tolist(), int(distinct[i - 1])))
         i = int(cut[i])
     return groups[::-1]
 
@@ -345,11 +347,11 @@ class Packing:
         for members, length in attention_groups(lengths, heads):
             size = len(members)
             base[members] = start + length * np.arange(size)
-            group_lengths = torch.tensor([lengths[i] for i in members])
+            group_lengths = torch.tensor([lengths[i] for i in members], device=attention_mask.device)
             mask = None
-            if int(group_lengths.min()) < length:
-                mask = (torch.arange(length)[None] < group_lengths[:, None])[:, None, None, :]
-            groups.append(AttentionGroup(start, size, length, mask.to(attention_mask.device) if mask is not None else None))
+            if int(group_lengths.min()) < length:  # (size, 1, 1, length), True = attend
+                mask = (torch.arange(length, device=attention_mask.device)[None] < group_lengths[:, None])[:, None, None]
+            groups.append(AttentionGroup(start, size, length, mask))
             start += size * length
         slots = np.repeat(base - starts, lengths) + np.arange(sum(lengths))
         device = attention_mask.device
