@@ -72,7 +72,9 @@ def trained_model(name: str) -> Path:
     if name == "conll":
         overrides.append("data.test=null")  # the test set is what the benchmark predicts
     run = seqtune.train(config, overrides)
-    (WORK / name / "model").symlink_to(Path(run).resolve() / "model")
+    if model.is_symlink():  # a link left by an earlier run whose model is gone
+        model.unlink()
+    model.symlink_to(Path(run).resolve() / "model")
     return model
 
 
