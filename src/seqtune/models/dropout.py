@@ -17,6 +17,8 @@ generator state, draws the same masks.
 
 from __future__ import annotations
 
+import math
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -29,9 +31,7 @@ def keep_mask(shape: torch.Size | tuple[int, ...], p: float) -> tuple[torch.Tens
     """A boolean tensor of `shape`, True = kept, each False with probability p rounded to 1/32,768;
     returns it and the scale of kept elements, 1 / (1 - that probability). From the default CPU
     generator."""
-    n = 1
-    for size in shape:
-        n *= size
+    n = math.prod(shape)
     # random_() on int64 fills [0, 2^63): every 16-bit word has 15 uniform low bits (the top bit of
     # one word in four is always 0, so it is masked off everywhere)
     words = torch.empty((n + 3) // 4, dtype=torch.int64).random_().view(torch.int16)[:n]

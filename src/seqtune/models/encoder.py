@@ -279,9 +279,10 @@ def rotate(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tenso
 
 # The cost of attention on a CPU, in one head's query-key pairs (forward + backward in training, with
 # dropout), for choosing how a packed batch's sequences attend (`attention_groups`): a call costs
-# ATTENTION_CALL_COST on top of its pairs, each query row ATTENTION_ROW_COST. Fitted on MiniLM-shaped
-# heads (12 x 32) on one core (BENCHMARKS.md, "Grouped attention"): 350 us a call, 1.2 us a row and
-# 12.4 ns a pair of one head.
+# ATTENTION_CALL_COST on top of its pairs, each query row ATTENTION_ROW_COST. Fitted by hand on
+# MiniLM-shaped heads (12 x 32), one core: about 350 us a call, 1.2 us a row and 12.4 ns a pair of one
+# head. `benchmarks/attention_groups.py --calibrate` refits them (a later fit: 109,000 and 188); the
+# optimum is flat, both give the same step times within 3% (BENCHMARKS.md, "Session 8: grouped attention").
 ATTENTION_CALL_COST = 28_000
 ATTENTION_ROW_COST = 97
 
@@ -332,7 +333,6 @@ class Packing:
     index: torch.Tensor  # (N,) long
     batch: int
     length: int
-    lengths: tuple[int, ...]  # real tokens of each sequence
     slots: torch.Tensor  # (N,) long: each real token's row in the group buffer
     rows: int  # rows of the group buffer
     groups: tuple[AttentionGroup, ...]
@@ -340,6 +340,7 @@ class Packing:
     @classmethod
     def of(cls, attention_mask: torch.Tensor, heads: int) -> Packing:
         B, T = attention_mask.shape
+        device = attention_mask.device
         lengths = attention_mask.sum(1).tolist()
         starts = np.cumsum([0, *lengths[:-1]])  # each sequence's first row in the packed tokens
         base = np.zeros(B, dtype=np.int64)  # each sequence's first row in the group buffer
@@ -347,16 +348,15 @@ class Packing:
         for members, length in attention_groups(lengths, heads):
             size = len(members)
             base[members] = start + length * np.arange(size)
-            group_lengths = torch.tensor([lengths[i] for i in members], device=attention_mask.device)
+            group_lengths = torch.tensor([lengths[i] for i in members], device=device)
             mask = None
             if int(group_lengths.min()) < length:  # (size, 1, 1, length), True = attend
-                mask = (torch.arange(length, device=attention_mask.device)[None] < group_lengths[:, None])[:, None, None]
+                mask = (torch.arange(length, device=device)[None] < group_lengths[:, None])[:, None, None]
             groups.append(AttentionGroup(start, size, length, mask))
             start += size * length
         slots = np.repeat(base - starts, lengths) + np.arange(sum(lengths))
-        device = attention_mask.device
-        return cls(attention_mask.reshape(-1).nonzero().squeeze(1), B, T, tuple(lengths),
-                   torch.from_numpy(slots).to(device), start, tuple(groups))
+        return cls(attention_mask.reshape(-1).nonzero().squeeze(1), B, T, torch.from_numpy(slots).to(device),
+                   start, tuple(groups))
 
     def pack(self, x: torch.Tensor) -> torch.Tensor:  # (B, T, ...) -> (N, ...)
         return x.reshape(self.batch * self.length, *x.shape[2:]).index_select(0, self.index)
