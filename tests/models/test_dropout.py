@@ -5,7 +5,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from seqtune.models.dropout import Dropout, dropout, keep_mask, uses_fast_mask
+from seqtune.models.dropout import Dropout, apply_mask, dropout, keep_mask, uses_fast_mask
 from seqtune.models.encoder import Encoder, EncoderConfig
 
 
@@ -40,6 +40,16 @@ def test_forward_and_backward_are_x_times_mask_times_scale():
     y = torch.randn(10, 6).t().requires_grad_()
     torch.manual_seed(3)
     torch.testing.assert_close(dropout(y, 0.25, True), y * keep * scale)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64, torch.bfloat16])
+def test_apply_mask_is_aten_dropout_backward(dtype):
+    x = torch.randn(7, 9, dtype=dtype).t()  # non-contiguous
+    keep = torch.rand(9, 7) > 0.3
+    got = apply_mask(x, keep, 1.25)
+    assert got.dtype == dtype and got.shape == x.shape
+    torch.testing.assert_close(got, torch.ops.aten.native_dropout_backward(x, keep, 1.25))
+    assert torch.equal(got == 0, ~keep | (x == 0))
 
 
 def test_nn_dropout_everywhere_else():

@@ -8,7 +8,7 @@ import torch
 import torch.nn.functional as F
 
 from seqtune.models.dropout import keep_mask
-from seqtune.models.dropout_attention import applies, dropout_attention
+from seqtune.models.dropout_attention import applies, chunk_plan, dropout_attention
 from seqtune.models.encoder import Encoder, EncoderConfig
 
 
@@ -100,3 +100,95 @@ def test_encoder_trains_through_it_and_evaluates_through_sdpa(monkeypatch):
         a, b = enc.eval()(ids, mask), enc(ids, mask)
     torch.testing.assert_close(a, b)  # evaluation: no dropout, SDPA
     assert len(calls) == 3
+
+
+# ---- the chunked path (long inputs): memory linear in the length, backward recomputes ----------
+
+def chunk_masks(shape, chunk_weights, p, seed):
+    """The masks the chunked path draws under `seed`: one draw per chunk of `chunk_plan`, in its order."""
+    B, N, Tq, T = shape
+    keep = torch.zeros(B * N, Tq, T, dtype=torch.bool)
+    torch.manual_seed(seed)
+    for heads, rows in chunk_plan(B * N, Tq, T, chunk_weights):
+        chunk, keep_scale = keep_mask(keep[heads, rows].shape, p)
+        keep[heads, rows] = chunk
+    return keep.view(B, N, Tq, T), keep_scale
+
+
+def test_chunk_plan_covers_every_weight_once_with_whole_rows_when_they_fit():
+    for heads, Tq, T, weights in [(8, 5, 7, 80), (8, 5, 7, 35), (3, 9, 9, 20), (2, 10, 4, 1), (5, 3, 3, 10**6)]:
+        seen = torch.zeros(heads, Tq, T, dtype=torch.int)
+        plan = chunk_plan(heads, Tq, T, weights)
+        for h, r in plan:
+            seen[h, r] += 1
+            if Tq * T <= weights:
+                assert r == slice(0, Tq)  # whole matrices of one or more heads
+            assert seen[h, r].numel() <= max(weights, T)
+        assert torch.equal(seen, torch.ones_like(seen))
+    assert len(chunk_plan(8, 5, 7, 80)) == 4 and len(chunk_plan(3, 9, 9, 20)) == 15
+
+
+@pytest.mark.parametrize("shape, chunk_weights, with_mask", [((2, 3, 7, 7, 8), 21, True), ((1, 2, 9, 9, 4), 9, False),
+                                                             ((2, 2, 5, 11, 8), 110, True)])
+def test_chunked_path_matches_the_composite_with_the_masks_it_draws(shape, chunk_weights, with_mask):
+    B, N, Tq, T, D = shape
+    q, k, v = qkv(B, N, Tq, T, D, seed=3)
+    mask = None
+    if with_mask:
+        mask = torch.ones(B, 1, 1, T, dtype=torch.bool)
+        mask[-1, ..., T - 3:] = False
+    keep, keep_scale = chunk_masks((B, N, Tq, T), chunk_weights, 0.3, seed=11)
+    torch.manual_seed(11)
+    out = dropout_attention(q, k, v, mask, 0.3, chunk_weights=chunk_weights)
+    expected = reference(q, k, v, mask, keep, keep_scale)
+    torch.testing.assert_close(out, expected)
+    upstream = torch.randn_like(out)
+    before_backward = torch.get_rng_state()
+    got = torch.autograd.grad(out, (q, k, v), upstream)  # backward replays the forward's draws ...
+    assert torch.equal(torch.get_rng_state(), before_backward)  # ... and leaves the generator as it found it
+    want = torch.autograd.grad(expected, (q, k, v), upstream)
+    for a, b in zip(got, want, strict=True):
+        torch.testing.assert_close(a, b)
+
+
+def test_chunked_path_keeps_no_attention_matrix():
+    q, k, v = qkv(B=2, N=2, Tq=64, T=64, D=16)
+    mask = torch.ones(2, 1, 1, 64, dtype=torch.bool)
+    storages = {}
+
+    def pack(t):
+        storages[t.untyped_storage().data_ptr()] = t.untyped_storage().nbytes()
+        return t
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+        dropout_attention(q, k, v, mask, 0.1, chunk_weights=512)
+    # q, k, v as flat copies (and the scaling's scalar), the mask per head: nothing of size Tq x T
+    assert sum(storages.values()) <= 3 * q.numel() * 4 + 4 * 64 + 64
+
+
+def test_long_calls_take_the_chunked_path_and_the_encoder_checkpoints_through_it(monkeypatch):
+    from seqtune.models import dropout_attention as module
+
+    plans = []
+    original = module._ChunkedDropoutAttention.apply
+    monkeypatch.setattr(module._ChunkedDropoutAttention, "apply", lambda *a: plans.append(a[-1]) or original(*a))
+    monkeypatch.setattr(module, "WHOLE_WEIGHTS", 9 * 9 - 1)  # any call with a 9-token sequence is over
+    monkeypatch.setattr(module, "CHUNK_WEIGHTS", 9 * 4)  # -> chunks of 4 query rows of one head
+    torch.manual_seed(0)
+    enc = Encoder(EncoderConfig(vocab_size=40, hidden_size=16, num_hidden_layers=2, num_attention_heads=2,
+                                intermediate_size=32, max_position_embeddings=32, attention_probs_dropout_prob=0.2))
+    ids, mask = torch.randint(5, 40, (2, 9)), torch.ones(2, 9, dtype=torch.long)
+    mask[1, 7:] = 0
+
+    def run(checkpointing):
+        enc.gradient_checkpointing = checkpointing
+        enc.zero_grad()
+        torch.manual_seed(7)
+        out = enc.train()(ids, mask)
+        out.pow(2).sum().backward()
+        return out.detach(), enc.layers[0].attention.qkv.weight.grad.clone()
+
+    (a, ga), (b, gb) = run(False), run(True)
+    assert plans and all(rows.stop - rows.start <= 4 for plan in plans for _, rows in plan)
+    torch.testing.assert_close(a, b)  # checkpointing replays the forward, masks included
+    torch.testing.assert_close(ga, gb)
+    assert ga.abs().max() > 0

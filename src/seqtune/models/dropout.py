@@ -6,8 +6,7 @@ training step (BENCHMARKS.md, "Dropout on the CPU").
 `keep_mask` takes 15 random bits an element, four elements from one 64-bit draw (0.31 ms for that
 mask), so the drop probability is p rounded to a multiple of 1/32,768 (0.1 -> 0.100006); kept
 elements are scaled by 1/(1 - that p), so the expectation is unchanged. The mask is applied, in
-forward and in backward, by aten's `native_dropout_backward` (x * mask * scale in one pass), as
-torch's own dropout applies it in backward. Like `nn.Dropout`, a boolean mask is kept for backward.
+forward and in backward, by `apply_mask` (x * mask * scale in one pass). Like `nn.Dropout`, a boolean mask is kept for backward.
 
 `Dropout` is `nn.Dropout` with that mask in CPU training, and `nn.Dropout` itself elsewhere (GPU
 kernels draw fast; inside torch.compile inductor draws its own). Seeded by the default CPU
@@ -24,7 +23,14 @@ import torch.nn.functional as F
 from torch import nn
 
 RANDOM_BITS = 15  # per element: the low 15 bits of each 16-bit word of a 64-bit draw
-apply_mask = torch.ops.aten.native_dropout_backward  # (x, keep: bool, scale) -> x * keep * scale
+_ZERO = torch.zeros(())
+
+
+def apply_mask(x: torch.Tensor, keep: torch.Tensor, scale: float) -> torch.Tensor:
+    """x * keep * scale in one pass (keep: bool, True = kept). `addcmul` with the mask read as bytes:
+    2.5x faster on the CPU than aten's `native_dropout_backward`, which converts the mask to x's
+    dtype first (0.85 against 2.1-2.4 ns an element, one core, BENCHMARKS.md)."""
+    return torch.addcmul(_ZERO.to(x.dtype), x, keep.view(torch.uint8), value=scale)
 
 
 def keep_mask(shape: torch.Size | tuple[int, ...], p: float) -> tuple[torch.Tensor, float]:
