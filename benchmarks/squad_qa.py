@@ -25,6 +25,7 @@ and writes JSON to benchmarks/out/. EM/F1 are fractions in [0, 1] on both sides 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import sys
@@ -53,7 +54,7 @@ def run_seqtune(args, train_path: str, eval_path: str, work: Path) -> dict:
     from seqtune.training.setup import train_from_config
 
     overrides = [f"model.path={args.model}", f"data.train={train_path}", "data.dev=null",
-                 f"task.max_length={args.max_length}", f"task.doc_stride={args.doc_stride}",
+                 f"data.max_length={args.max_length}", f"task.doc_stride={args.doc_stride}",
                  f"output_dir={work}", "name=seqtune", f"train.device={args.device}",
                  f"train.progress={str(not args.no_progress).lower()}", *args.set]
     if args.max_rows:
@@ -63,7 +64,9 @@ def run_seqtune(args, train_path: str, eval_path: str, work: Path) -> dict:
     run_dir = train_from_config(cfg)
     trained = time.perf_counter()
     model = load(run_dir / "model", device=args.device)
-    metrics = model.evaluate(eval_path)  # reads data.max_rows questions, as the training did
+    if args.max_rows:  # a saved model reads whole files: the first max_rows questions, as the training did
+        model.task.data = dataclasses.replace(model.task.data, max_rows=args.max_rows)
+    metrics = model.evaluate(eval_path)
     end = time.perf_counter()
     results = json.loads((run_dir / "results.json").read_text())
     return {"exact_match": metrics["exact_match"], "f1": metrics["f1"], "questions": metrics["total"],
@@ -83,15 +86,17 @@ def read_articles(path: str, articles: slice, max_rows: int | None) -> list[dict
     return records[:max_rows] if max_rows else records
 
 
-def tokenize_windows(tokenizer, records: list[dict], max_length: int, stride: int):
+def tokenize_windows(tokenizer, records: list[dict], max_length: int, stride: int, pad: bool = True):
     return tokenizer([r["question"].lstrip() for r in records], [r["context"] for r in records],
                      truncation="only_second", max_length=max_length, stride=stride,
-                     return_overflowing_tokens=True, return_offsets_mapping=True, padding="max_length")
+                     return_overflowing_tokens=True, return_offsets_mapping=True,
+                     padding="max_length" if pad else False)
 
 
-def train_features(tokenizer, records: list[dict], max_length: int, stride: int) -> list[dict]:
-    """Windows labelled with the first answer's token span, or [CLS] when it is not wholly inside."""
-    enc = tokenize_windows(tokenizer, records, max_length, stride)
+def train_features(tokenizer, records: list[dict], max_length: int, stride: int, pad: bool = True) -> list[dict]:
+    """Windows labelled with the first answer's token span, or [CLS] when it is not wholly inside;
+    padded to max_length (run_qa's default) or not (padded per batch by the collator)."""
+    enc = tokenize_windows(tokenizer, records, max_length, stride, pad)
     features = []
     for i, offsets in enumerate(enc["offset_mapping"]):
         record = records[enc["overflow_to_sample_mapping"][i]]
@@ -150,7 +155,9 @@ def run_qa_answers(records, owners, offsets, start_logits, end_logits, n_best=20
 
 
 def run_hf(args, recipe: dict, articles: tuple[slice, slice], work: Path) -> dict:
-    from transformers import AutoModelForQuestionAnswering, AutoTokenizer, Trainer, TrainingArguments, default_data_collator
+    from trainer_timing import step_timer  # benchmarks/ is on sys.path: this runs as a script
+    from transformers import (AutoModelForQuestionAnswering, AutoTokenizer, DataCollatorWithPadding, Trainer,
+                              TrainingArguments, default_data_collator)
 
     from seqtune.tasks.qa_metrics import squad_scores
 
@@ -158,7 +165,8 @@ def run_hf(args, recipe: dict, articles: tuple[slice, slice], work: Path) -> dic
     tokenizer = AutoTokenizer.from_pretrained(args.model)
     train_records = read_articles(args.data, articles[0], args.max_rows)
     eval_records = read_articles(args.data, articles[1], args.max_rows)
-    train_set = train_features(tokenizer, train_records, args.max_length, args.doc_stride)
+    dynamic = args.hf_batching == "grouped"
+    train_set = train_features(tokenizer, train_records, args.max_length, args.doc_stride, pad=not dynamic)
     model = AutoModelForQuestionAnswering.from_pretrained(args.model)
     cuda = args.device != "cpu" and torch.cuda.is_available()
     training_args = TrainingArguments(
@@ -168,8 +176,11 @@ def run_hf(args, recipe: dict, articles: tuple[slice, slice], work: Path) -> dic
         lr_scheduler_type=recipe["schedule"], max_grad_norm=recipe["max_grad_norm"] or 0.0,
         seed=recipe["seed"], save_strategy="no", eval_strategy="no", report_to=[], logging_steps=50,
         use_cpu=not cuda, bf16=cuda, disable_tqdm=args.no_progress,
+        train_sampling_strategy="group_by_length" if dynamic else "random",
     )
-    trainer = Trainer(model=model, args=training_args, train_dataset=train_set, data_collator=default_data_collator)
+    timer = step_timer()
+    trainer = Trainer(model=model, args=training_args, train_dataset=train_set, callbacks=[timer],
+                      data_collator=DataCollatorWithPadding(tokenizer) if dynamic else default_data_collator)
     output = trainer.train()
     trained = time.perf_counter()
     features, owners, offsets = eval_features(tokenizer, eval_records, args.max_length, args.doc_stride)
@@ -180,7 +191,8 @@ def run_hf(args, recipe: dict, articles: tuple[slice, slice], work: Path) -> dic
     return {"exact_match": scores["exact_match"], "f1": scores["f1"], "questions": scores["total"],
             "wall_seconds": end_time - start_time, "train_wall_seconds": trained - start_time,
             "eval_wall_seconds": end_time - trained, "train_windows": len(train_set),
-            "train_runtime": output.metrics.get("train_runtime"), "steps": output.global_step}
+            "train_runtime": output.metrics.get("train_runtime"), "train_step_seconds": timer.seconds,
+            "steps": output.global_step, "batching": args.hf_batching}
 
 
 # ---- main ---------------------------------------------------------------------------------------
@@ -197,6 +209,10 @@ def parse_args(argv=None):
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="override configs/squad.yaml for both sides, e.g. --set train.epochs=1")
     p.add_argument("--only", choices=["both", "seqtune", "hf"], default="both", help="which side(s) to run")
+    p.add_argument("--hf-batching", choices=["padded", "grouped"], default="padded",
+                   help="Trainer side: windows padded to --max-length with random batches (run_qa's default), or "
+                        "padded per batch (DataCollatorWithPadding) with train_sampling_strategy=group_by_length "
+                        "(Trainer's best settings); evaluation windows are padded to --max-length either way")
     p.add_argument("--device", default="auto", help="cpu, cuda or auto")
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads for both sides")
     p.add_argument("--quick", action="store_true",
@@ -251,6 +267,10 @@ def main(argv=None) -> int:
         result["wall_time_ratio"] = result["seqtune"]["wall_seconds"] / result["hf"]["wall_seconds"]
         print(f"F1 difference (seqtune - HF): {result['f1_difference']:+.4f}; "
               f"wall-time ratio seqtune/HF: {result['wall_time_ratio']:.2f}")
+        ours, theirs = result["seqtune"]["train"].get("train_seconds"), result["hf"]["train_step_seconds"]
+        if ours:
+            result["training_speedup"] = theirs / ours
+            print(f"training steps: seqtune {ours:.1f}s, HF {theirs:.1f}s: {theirs / ours:.2f}x")
     out = Path(args.out) if args.out else OUT / f"squad_qa{'_quick' if args.quick else ''}.json"
     out.write_text(json.dumps(result, indent=2, default=str) + "\n")
     print(f"wrote {out}")
