@@ -184,6 +184,9 @@ def run_hf(args, recipe: dict, articles: tuple[slice, slice], work: Path) -> dic
     output = trainer.train()
     trained = time.perf_counter()
     features, owners, offsets = eval_features(tokenizer, eval_records, args.max_length, args.doc_stride)
+    # with group_by_length, transformers 5's Trainer also length-groups (shuffles) prediction batches,
+    # which would return the logits out of the windows' order that the post-processing relies on
+    trainer.args.train_sampling_strategy = "random"
     start_logits, end_logits = trainer.predict(features).predictions
     answers = run_qa_answers(eval_records, owners, offsets, start_logits, end_logits)
     scores = squad_scores(answers, {r["id"]: r["answers"]["text"] for r in eval_records})
