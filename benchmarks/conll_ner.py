@@ -171,12 +171,14 @@ def run_hf(args, grouped: bool) -> dict:
     trainer.train()
     output = trainer.predict(test)
     predicted_ids = np.argmax(output.predictions, axis=-1)
-    gold, predicted, dropped = [], [], 0
-    for s, pred_row, label_row in zip(test_sentences, predicted_ids, output.label_ids):
+    # rows pair predictions with their own labels: under group_by_length transformers 5 also length-groups
+    # the prediction batches, so the rows need not follow test_sentences' order
+    gold, predicted = [], []
+    for pred_row, label_row in zip(predicted_ids, output.label_ids, strict=True):
         keep = label_row != -100  # run_ner scores only the words that kept a first sub-token
         gold.append([labels[i] for i in label_row[keep]])
         predicted.append([labels[i] for i in pred_row[keep]])
-        dropped += len(s.tokens) - int(keep.sum())
+    dropped = sum(len(s.tokens) for s in test_sentences) - sum(len(g) for g in gold)
     report = entity_report(gold, predicted, "IOB2")
     correct = sum(g == p for gs, ps in zip(gold, predicted) for g, p in zip(gs, ps))
     wall = time.perf_counter() - start
