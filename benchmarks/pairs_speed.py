@@ -30,7 +30,7 @@ import sys
 import time
 from pathlib import Path
 
-from sst2_speed import flop_per_token, matmul_peak_gflops, minilm_dir  # benchmarks/ is on sys.path
+from sst2_speed import flop_per_token, matmul_peak_gflops, minilm_dir, run_variants  # benchmarks/ is on sys.path
 from strategies import write_pair_task
 
 REPO = Path(__file__).resolve().parents[1]
@@ -123,17 +123,8 @@ def main() -> None:
               "torch_threads": torch.get_num_threads(), "commit": commit.stdout.strip(),
               "matmul_peak_gflops": round(matmul_peak_gflops(), 1), "flop_per_token": flop_per_token(minilm_dir()),
               "variants": {}}
-    for variant in args.variants.split(","):
-        cmd = [sys.executable, __file__, "--variant", variant, "--rows", str(args.rows), "--epochs", str(args.epochs),
-               "--workdir", args.workdir, *[f"--set={s}" for s in args.sets]]
-        proc = subprocess.run(cmd, capture_output=True, text=True)
-        lines = [line for line in proc.stdout.splitlines() if line.startswith("RESULT ")]
-        if proc.returncode or not lines:
-            sys.exit(f"{variant} failed:\n{proc.stderr[-3000:]}")
-        result = json.loads(lines[-1][len("RESULT "):])
-        result["mfu"] = result["train_tokens_per_second"] * report["flop_per_token"] / (report["matmul_peak_gflops"] * 1e9)
-        report["variants"][variant] = result
-        print(variant, json.dumps(result), flush=True)
+    run_variants(__file__, args.variants.split(","), ["--rows", str(args.rows), "--epochs", str(args.epochs),
+                                                      "--workdir", args.workdir, *[f"--set={s}" for s in args.sets]], report)
     v = report["variants"]
     if "seqtune" in v and "hf_dynamic" in v:
         report["speedup_wall"] = v["hf_dynamic"]["wall_seconds"] / v["seqtune"]["wall_seconds"]

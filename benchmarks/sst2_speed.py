@@ -60,6 +60,21 @@ def flop_per_token(model_dir: str) -> float:
     return 6 * (layers * per_layer + h * h + h)  # + pooler
 
 
+def run_variants(script: str, variants: list[str], arguments: list[str], report: dict) -> None:
+    """Run each variant as `script --variant NAME *arguments` in its own process (none inherits another's
+    memory or threads) and put its RESULT line, with its fraction of the peak ("mfu", from the report's
+    matmul_peak_gflops and flop_per_token), into report["variants"]."""
+    for variant in variants:
+        proc = subprocess.run([sys.executable, script, "--variant", variant, *arguments], capture_output=True, text=True)
+        lines = [line for line in proc.stdout.splitlines() if line.startswith("RESULT ")]
+        if proc.returncode or not lines:
+            sys.exit(f"{variant} failed:\n{proc.stderr[-3000:]}")
+        result = json.loads(lines[-1][len("RESULT "):])
+        result["mfu"] = result["train_tokens_per_second"] * report["flop_per_token"] / (report["matmul_peak_gflops"] * 1e9)
+        report["variants"][variant] = result
+        print(variant, json.dumps(result), flush=True)
+
+
 def run_seqtune(args, model_dir: Path | None = None) -> dict:
     """seqtune's side: configs/sst2.yaml on `model_dir` (default all-MiniLM-L6-v2)."""
     import seqtune
@@ -161,17 +176,8 @@ def main() -> None:
               "torch_threads": torch.get_num_threads(), "commit": commit.stdout.strip(),
               "matmul_peak_gflops": round(matmul_peak_gflops(), 1),
               "flop_per_token": flop_per_token(minilm_dir()), "variants": {}}
-    for variant in args.variants.split(","):
-        cmd = [sys.executable, __file__, "--variant", variant, "--rows", str(args.rows),
-               "--epochs", str(args.epochs), "--workdir", args.workdir]
-        proc = subprocess.run(cmd, capture_output=True, text=True)
-        lines = [line for line in proc.stdout.splitlines() if line.startswith("RESULT ")]
-        if proc.returncode or not lines:
-            sys.exit(f"{variant} failed:\n{proc.stderr[-3000:]}")
-        result = json.loads(lines[-1][len("RESULT "):])
-        result["mfu"] = result["train_tokens_per_second"] * report["flop_per_token"] / (report["matmul_peak_gflops"] * 1e9)
-        report["variants"][variant] = result
-        print(variant, json.dumps(result), flush=True)
+    run_variants(__file__, args.variants.split(","), ["--rows", str(args.rows), "--epochs", str(args.epochs),
+                                                      "--workdir", args.workdir], report)
     v = report["variants"]
     if "seqtune" in v:
         for ref in ("hf_dynamic", "hf_pad128"):
