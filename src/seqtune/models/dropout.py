@@ -6,7 +6,8 @@ training step (BENCHMARKS.md, "Dropout on the CPU").
 `keep_mask` takes 15 random bits an element, four elements from one 64-bit draw (0.31 ms for that
 mask), so the drop probability is p rounded to a multiple of 1/32,768 (0.1 -> 0.100006); kept
 elements are scaled by 1/(1 - that p), so the expectation is unchanged. The mask is applied, in
-forward and in backward, by `apply_mask` (x * mask * scale in one pass). Like `nn.Dropout`, a boolean mask is kept for backward.
+forward and in backward, by `apply_mask` (x * mask * scale in one pass). Like `nn.Dropout`, a
+boolean mask is kept for backward.
 
 `Dropout` is `nn.Dropout` with that mask in CPU training, and `nn.Dropout` itself elsewhere (GPU
 kernels draw fast; inside torch.compile inductor draws its own). Seeded by the default CPU
@@ -29,7 +30,7 @@ _ZERO = torch.zeros(())
 def apply_mask(x: torch.Tensor, keep: torch.Tensor, scale: float) -> torch.Tensor:
     """x * keep * scale in one pass (keep: bool, True = kept). `addcmul` with the mask read as bytes:
     2.5x faster on the CPU than aten's `native_dropout_backward`, which converts the mask to x's
-    dtype first (0.85 against 2.1-2.4 ns an element, one core, BENCHMARKS.md)."""
+    dtype first (0.68-0.97 against 1.63-2.05 ns an element, one core, BENCHMARKS.md, "Session 9")."""
     return torch.addcmul(_ZERO.to(x.dtype), x, keep.view(torch.uint8), value=scale)
 
 

@@ -12,7 +12,7 @@ of the activation memory of a long-window encoder (protein MLM, 512-residue wind
   layer, q, k and v included); backward recomputes the dropped weights from them. As fast as the
   math kernel at 512 tokens, faster on short inputs (BENCHMARKS.md, "Attention with dropout on the
   CPU").
-- in chunks of query rows, when a call has more than `WHOLE_WEIGHTS` weights: only q, k and v are
+- in chunks (`chunk_plan`), when a call has more than `WHOLE_WEIGHTS` weights: only q, k and v are
   kept (memory linear in the length, like the flash kernels), and backward recomputes each chunk's
   scores, softmax and dropout mask (the mask from the default generator's state saved at the
   forward, which backward restores for its draws and then puts back). More arithmetic, bounded
@@ -63,11 +63,10 @@ class _DropoutAttention(torch.autograd.Function):
         return grad_q, grad_k, grad_v, None, None
 
 
-def chunk_plan(heads: int, Tq: int, T: int, weights: int = 0) -> list[tuple[slice, slice]]:
-    """(heads, query rows) of each chunk of a (heads, Tq, T) call, about `weights` (default
-    CHUNK_WEIGHTS) weights each: whole (Tq, T) matrices of several heads when one fits, else rows of
-    one head (row blocks keep the matrix products wide; a few rows a chunk would make them slow)."""
-    weights = weights or CHUNK_WEIGHTS
+def chunk_plan(heads: int, Tq: int, T: int, weights: int) -> list[tuple[slice, slice]]:
+    """(heads, query rows) of each chunk of a (heads, Tq, T) call, about `weights` weights each: whole
+    (Tq, T) matrices of several heads when one fits, else rows of one head (row blocks keep the
+    matrix products wide; a few rows a chunk would make them slow)."""
     if Tq * T <= weights:
         step = max(1, weights // (Tq * T))
         return [(slice(h, h + step), slice(0, Tq)) for h in range(0, heads, step)]
@@ -75,8 +74,11 @@ def chunk_plan(heads: int, Tq: int, T: int, weights: int = 0) -> list[tuple[slic
     return [(slice(h, h + 1), slice(r, r + rows)) for h in range(heads) for r in range(0, Tq, rows)]
 
 
-def _chunk_weights(q, k_t, mask, p: float):
-    """Softmax of one chunk's scores q kᵀ, masked, its keep mask and the kept weights' scale."""
+def _chunk_weights(q, k_t, mask, heads: slice, rows: slice, p: float):
+    """Softmax of one chunk's scores q kᵀ (q: the chunk's rows, k_t: its heads), masked, its keep mask
+    and the kept weights' scale. mask: the whole call's (B*N, 1 or Tq, T), or None."""
+    if mask is not None:
+        mask = mask[heads, rows if mask.shape[-2] > 1 else slice(None)]
     scores = torch.matmul(q, k_t)
     if mask is not None:
         scores.masked_fill_(~mask, float("-inf"))
@@ -93,8 +95,7 @@ class _ChunkedDropoutAttention(torch.autograd.Function):
         k_t = k.transpose(-2, -1)
         out = q.new_empty(*q.shape[:-1], v.shape[-1])
         for heads, rows in plan:
-            chunk_mask = None if mask is None else mask[heads, rows if mask.shape[-2] > 1 else slice(None)]
-            weights, keep, keep_scale = _chunk_weights(q[heads, rows], k_t[heads], chunk_mask, p)
+            weights, keep, keep_scale = _chunk_weights(q[heads, rows], k_t[heads], mask, heads, rows, p)
             torch.matmul(apply_mask(weights, keep, keep_scale), v[heads], out=out[heads, rows])
         ctx.save_for_backward(q, k, v, mask)
         ctx.p, ctx.plan = p, plan
@@ -109,9 +110,8 @@ class _ChunkedDropoutAttention(torch.autograd.Function):
         torch.set_rng_state(ctx.rng_state)
         try:
             for heads, rows in ctx.plan:
-                chunk_mask = None if mask is None else mask[heads, rows if mask.shape[-2] > 1 else slice(None)]
                 q_c, grad_c = q[heads, rows], grad_out[heads, rows]
-                weights, keep, keep_scale = _chunk_weights(q_c, k_t[heads], chunk_mask, ctx.p)
+                weights, keep, keep_scale = _chunk_weights(q_c, k_t[heads], mask, heads, rows, ctx.p)
                 grad_v[heads] += torch.matmul(apply_mask(weights, keep, keep_scale).transpose(-2, -1), grad_c)
                 grad_weights = apply_mask(torch.matmul(grad_c, v_t[heads]), keep, keep_scale)
                 grad_scores = torch._softmax_backward_data(grad_weights, weights, -1, weights.dtype)
