@@ -165,6 +165,17 @@ def test_chunked_path_keeps_no_attention_matrix():
     assert sum(storages.values()) <= 3 * q.numel() * 4 + 4 * 64 + 64
 
 
+def test_chunk_rule_takes_total_size_and_long_matrices():
+    from seqtune.models.dropout_attention import runs_in_chunks
+
+    assert not runs_in_chunks(32 * 12, 64, 64)  # short sentences: 1.6M weights, whole
+    assert not runs_in_chunks(32 * 12, 128, 128)  # 6.3M weights of 128 x 128 matrices: whole
+    assert runs_in_chunks(64 * 12, 128, 128)  # 12.6M: over WHOLE_WEIGHTS, chunks
+    assert runs_in_chunks(8 * 2, 512, 512)  # 4.2M weights of long (512 x 512) matrices: chunks
+    assert not runs_in_chunks(4 * 2, 512, 512)  # 2.1M: a small call stays whole however long
+    assert not runs_in_chunks(60, 255, 255)  # 3.9M weights, matrices just under 256 x 256: whole
+
+
 def test_long_calls_take_the_chunked_path_and_the_encoder_checkpoints_through_it(monkeypatch):
     from seqtune.models import dropout_attention as module
 

@@ -12,7 +12,8 @@ of the activation memory of a long-window encoder (protein MLM, 512-residue wind
   layer, q, k and v included); backward recomputes the dropped weights from them. As fast as the
   math kernel at 512 tokens, faster on short inputs (BENCHMARKS.md, "Attention with dropout on the
   CPU").
-- in chunks (`chunk_plan`), when a call has more than `WHOLE_WEIGHTS` weights: only q, k and v are
+- in chunks (`chunk_plan`), when a call has more than `WHOLE_WEIGHTS` weights, or more than
+  `LONG_WHOLE_WEIGHTS` of long (256 x 256 or more) matrices (`runs_in_chunks`): only q, k and v are
   kept (memory linear in the length, like the flash kernels), and backward recomputes each chunk's
   scores, softmax and dropout mask (the mask from the default generator's state saved at the
   forward, which backward restores for its draws and then puts back). More arithmetic, bounded
@@ -32,6 +33,9 @@ import torch
 from seqtune.models.dropout import apply_mask, keep_mask, uses_fast_mask
 
 WHOLE_WEIGHTS = 1 << 23  # above this many weights (B x heads x Tq x T) a call runs in chunks
+# ... and above this many, when each head's matrix is LONG_HEAD_WEIGHTS (256 x 256) or more
+LONG_WHOLE_WEIGHTS = 1 << 21
+LONG_HEAD_WEIGHTS = 1 << 16
 CHUNK_WEIGHTS = 1 << 18  # weights a chunk (1 MiB of float32: stays in the core's cache)
 
 
@@ -126,11 +130,11 @@ def dropout_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: t
                       p: float, chunk_weights: int | None = None) -> torch.Tensor:
     """softmax(q kᵀ / √D, keys where mask is False left out) with dropout p, times v.
     q: (B, N, Tq, D); k, v: (B, N, T, D); mask: bool, broadcastable to (B, N, Tq, T), True = attend,
-    or None. 0 < p < 1. chunk_weights: weights a chunk (None: whole when the call has at most
-    WHOLE_WEIGHTS weights, else chunks of CHUNK_WEIGHTS; see `chunk_plan`). -> (B, N, Tq, D)."""
+    or None. 0 < p < 1. chunk_weights: weights a chunk (None: chunks of CHUNK_WEIGHTS where
+    `runs_in_chunks`, else whole; see `chunk_plan`). -> (B, N, Tq, D)."""
     B, N, Tq, D = q.shape
     T = k.shape[-2]
-    if chunk_weights is None and B * N * Tq * T > WHOLE_WEIGHTS:
+    if chunk_weights is None and runs_in_chunks(B * N, Tq, T):
         chunk_weights = CHUNK_WEIGHTS
     if chunk_weights is None:
         return _DropoutAttention.apply(q, k, v, mask, p)
@@ -140,6 +144,13 @@ def dropout_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: t
     plan = chunk_plan(B * N, Tq, T, chunk_weights)
     out = _ChunkedDropoutAttention.apply(*flat, mask, p, plan)
     return out.view(B, N, Tq, -1)
+
+
+def runs_in_chunks(heads: int, Tq: int, T: int) -> bool:
+    """Whether a call of `heads` (batch x heads) (Tq, T) matrices runs in chunks: above WHOLE_WEIGHTS
+    weights, or above LONG_WHOLE_WEIGHTS when the matrices are long (LONG_HEAD_WEIGHTS or more each)."""
+    weights = heads * Tq * T
+    return weights > WHOLE_WEIGHTS or (weights > LONG_WHOLE_WEIGHTS and Tq * T >= LONG_HEAD_WEIGHTS)
 
 
 def applies(q: torch.Tensor, mask: torch.Tensor | None, p: float) -> bool:
