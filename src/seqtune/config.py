@@ -148,7 +148,7 @@ class DataConfig:
     # Pretraining: leave out corpus records that share most k-mers with a record of these files
     # (e.g. the dev/test sets of a later fine-tuning task), so that no test chain leaks into pretraining.
     exclude_similar_to: list[str] | None = None
-    # Pretraining and per-residue labelling: tokenize the training file once into a memory-mapped token store
+    # Pretraining, per-residue labelling and tagging: tokenize the training file once into a memory-mapped token store
     # ($SEQTUNE_CACHE, default ~/.cache/seqtune; labels too), reused by every epoch and later runs; false:
     # tokenize in memory each run.
     token_store: bool = True

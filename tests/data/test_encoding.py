@@ -115,8 +115,11 @@ def test_every_task_reads_with_data_encoding(tmp_path, tiny_checkpoint):
     conll = tmp_path / "ner.txt"
     conll.write_bytes("Café B-LOC\nis O\n\n".encode("latin-1"))
     tagging = task_class("tagging")
-    task = tagging(tagging.Options(type="tagging"), DataConfig(encoding="latin-1"), tokenizer)
+    task = tagging(tagging.Options(type="tagging"), DataConfig(encoding="latin-1", token_store=False), tokenizer)
     assert task.read(str(conll), "train")[0].tokens == ["Café", "is"]
+    stored = tagging(tagging.Options(type="tagging"), DataConfig(encoding="latin-1"), tokenizer).read(str(conll), "train")
+    words = tokenizer.encode_words([["Café", "is"]])[0].ids  # the training file's token store
+    assert stored.label_names == ["B-LOC", "O"] and stored.store.record_ids(0).tolist() == words
     squad = tmp_path / "qa.json"
     squad.write_bytes(json.dumps({"data": [{"title": "t", "paragraphs": [{"context": "un café crème", "qas": [
         {"id": "q1", "question": "quoi ?", "answers": [{"text": "café", "answer_start": 3}]}]}]}]},

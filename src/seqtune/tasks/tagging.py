@@ -8,7 +8,8 @@ label -100 and are left out of the loss (or, with `label_all_subtokens`, get the
 B-X turned into I-X after the first sub-token, as Hugging Face's run_ner does). A word the
 tokenizer turns into no token at all (e.g. a lone zero-width space) becomes one [UNK], so every
 word always gets a prediction. Sentences longer than data.max_length sub-tokens are windowed, not
-truncated (`windows.py`).
+truncated (`windows.py`). The training file is read into a token store (`tagging_store.py`,
+`data.token_store`), which gives the features and batches of the in-memory path.
 
 Predictions are one tag per word, read from the word's first sub-token. With an entity scheme they
 are decoded by default (`decode: viterbi`) as the tag sequence with the highest summed log-softmax
@@ -35,6 +36,12 @@ import torch
 from seqtune.config import TaggingOptions
 from seqtune.data.readers.conll import TaggedSentence, read_tagged
 from seqtune.errors import SeqtuneError
+from seqtune.tasks.residue_store import label_lookup
+from seqtune.tasks.tagging_store import (
+    StoredSentences,
+    TaggedWindows,
+    open_tagging_store,
+)
 from seqtune.tasks.token_metrics import (
     ENTITY_PREFIXES,
     SCHEMES,
@@ -54,6 +61,15 @@ class TaggingDataset(TokenDataset):
     """`word_starts[i][w]`: index (among example i's content tokens) of word w's first sub-token."""
 
     word_starts: list[list[int]] = field(default_factory=list)
+
+
+class StoredTaggingDataset(TaggingDataset):
+    """A training set read from a token store: features made when asked for, lengths an array (no
+    word_starts: they serve predictions, and the training set is not predicted)."""
+
+    @property
+    def lengths(self) -> np.ndarray:
+        return self.features.lengths
 
 
 def align_words(ids: list[int], word_ids: list[int | None], n_words: int, unk_id: int):
@@ -101,7 +117,11 @@ class TaggingTask(TokenTask):
         self.scheme = options.scheme
 
     # ---- data -------------------------------------------------------------------------------
-    def read(self, path: str, split: str) -> list[TaggedSentence]:
+    def read(self, path: str, split: str) -> list[TaggedSentence] | StoredSentences:
+        # the training file goes into a token store (tagging_store.py); a k-mer model, which cannot
+        # tokenize words, is refused by `encode` in memory, as without a store
+        if split == "train" and self.data.token_store and not self.tokenizer.overlapping_kmer:
+            return open_tagging_store(self, path)
         d = self.data
         return read_tagged(path, d.format, labelled=split != "predict", token_column=d.token_column,
                            tag_column=d.tag_column, tokens_key=d.tokens_key, tags_key=d.tags_key,
@@ -120,10 +140,15 @@ class TaggingTask(TokenTask):
             examples.append(TaggedSentence(list(tokens), None, f"input {i}"))
         return examples
 
-    def fit(self, train_examples: list[TaggedSentence]) -> None:
-        tag_sequences = [e.tags for e in train_examples]
-        self.set_labels(order_tags({t for tags in tag_sequences for t in tags}))
-        self.scheme = detect_scheme(tag_sequences) if self.options.scheme == "auto" else self.options.scheme
+    def fit(self, train_examples: list[TaggedSentence] | StoredSentences) -> None:
+        if isinstance(train_examples, StoredSentences):  # the tags and scheme the store collected
+            self.set_labels(order_tags(set(train_examples.label_names)))
+            detected = train_examples.scheme
+        else:
+            tag_sequences = [e.tags for e in train_examples]
+            self.set_labels(order_tags({t for tags in tag_sequences for t in tags}))
+            detected = detect_scheme(tag_sequences) if self.options.scheme == "auto" else None
+        self.scheme = detected if self.options.scheme == "auto" else self.options.scheme
         self._check_scheme()
 
     def _check_scheme(self) -> None:
@@ -139,15 +164,21 @@ class TaggingTask(TokenTask):
                 "BILOU) or to none for tags that are not entity tags (POS)."
             )
 
-    def encode(self, examples: list[TaggedSentence], split: str) -> TaggingDataset:
-        """Sentences -> windowed features; sub-token alignment as the module docstring says."""
+    def aligned(self, examples: list[TaggedSentence]) -> list[tuple[list[int], list[int], list[int], int]]:
+        """Each sentence's `align_words`: sub-token ids, the word of each, each word's first sub-token,
+        and how many words had no sub-token (the token store writes what this gives, too)."""
         encodings = self.tokenizer.encode_words([e.tokens for e in examples])
+        unk = self.tokenizer.unk_id
+        return [align_words(enc.ids, enc.word_ids, len(e.tokens), unk) for e, enc in zip(examples, encodings)]
+
+    def encode(self, examples: list[TaggedSentence] | StoredSentences, split: str) -> TaggingDataset:
+        """Sentences -> windowed features; sub-token alignment as the module docstring says."""
+        if isinstance(examples, StoredSentences):
+            return self.encode_stored(examples)
         all_ids, all_labels, starts_per_example, empty_words = [], [], [], 0
         labelled = all(e.tags is not None for e in examples)
         continuation = self._continuation_ids()
-        for e, enc in zip(examples, encodings):
-            ids, token_word, starts, empty = align_words(enc.ids, enc.word_ids, len(e.tokens),
-                                                         self.tokenizer.unk_id)
+        for e, (ids, token_word, starts, empty) in zip(examples, self.aligned(examples)):
             empty_words += empty
             all_ids.append(ids)
             starts_per_example.append(starts)
@@ -166,6 +197,27 @@ class TaggingTask(TokenTask):
             info["words_without_tokens"] = empty_words  # each became one [UNK]
         return TaggingDataset(examples, features, source=split, info=info, example_lengths=lengths,
                               word_starts=starts_per_example)
+
+    def encode_stored(self, examples: StoredSentences) -> TaggingDataset:
+        """The training windows of a stored file: the features `encode` makes, read from the store
+        when the loop asks for them; label map, class weights and info as `encode` gives them."""
+        store = examples.store
+        first = label_lookup(examples.label_names, self.label_to_id)  # store tag code -> label id
+        other = np.full_like(first, IGNORE_INDEX)  # the same for a word's other sub-tokens
+        if self.options.label_all_subtokens:
+            n = len(examples.label_names)
+            other[:n] = np.asarray(self._continuation_ids())[first[:n]]
+        features = TaggedWindows(store, first, other, self.window, self.options.window_stride,
+                                 self.tokenizer.cls_id, self.tokenizer.sep_id)
+        if len(features):
+            self.fit_loss_weights(lambda: np.concatenate([features.labels(i) for i in range(len(features))]),
+                                  len(features))
+        lengths = np.diff(np.asarray(store.offsets))
+        long = int((lengths > self.window).sum())
+        info = {"windowed": long, "windows": len(features)} if long else {}
+        if store.meta["words_without_tokens"]:
+            info["words_without_tokens"] = store.meta["words_without_tokens"]
+        return StoredTaggingDataset(examples, features, source="train", info=info, example_lengths=lengths)
 
     def _continuation_ids(self) -> list[int]:
         """Label id for non-first sub-tokens: B-X -> I-X when I-X exists, else the word's own tag."""

@@ -74,7 +74,7 @@ def split_tag(tag: str) -> tuple[str | None, str]:
     return None, tag
 
 
-def detect_scheme(tag_sequences: list[list[str]]) -> str:
+def detect_scheme(tag_sequences) -> str:
     """Guess the tagging scheme of training tags: "IOBES", "BILOU", "IOB2", "IOB1", "IOE2", "IOE1" or
     "none" (not entity tags).
 
@@ -85,32 +85,54 @@ def detect_scheme(tag_sequences: list[list[str]]) -> str:
     without B/I/E/S/L/U prefixes (besides "O") are not entity tags (POS tags): entity metrics are
     then skipped.
     """
-    prefixes = set()
-    iob1 = ioe1 = False
+    evidence = SchemeEvidence()
     for tags in tag_sequences:
+        if not evidence.add(tags):
+            break
+    return evidence.scheme()
+
+
+class SchemeEvidence:
+    """What `detect_scheme` has seen so far, one sentence at a time: the token store
+    (tasks/tagging_store.py) collects it while the file streams past, keeping no tags."""
+
+    def __init__(self):
+        self.prefixes: set[str] = set()
+        self.iob1 = self.ioe1 = False
+        self.not_entity = False  # a tag without an entity prefix: the scheme is "none", whatever follows
+
+    def add(self, tags: list[str]) -> bool:
+        """Take one sentence's tags; False once the scheme is known to be "none" (more changes nothing)."""
+        if self.not_entity:
+            return False
         parts = [split_tag(tag) for tag in tags]  # "O" -> (None, "O"): a type no entity has
         for i, (tag, (prefix, kind)) in enumerate(zip(tags, parts)):
             if tag == "O":
                 continue
             if prefix is None:
-                return "none"
-            prefixes.add(prefix)
+                self.not_entity = True
+                return False
+            self.prefixes.add(prefix)
             if prefix == "I":
                 previous = parts[i - 1] if i > 0 else (None, None)
                 following = parts[i + 1] if i + 1 < len(parts) else (None, None)
-                iob1 = iob1 or previous[1] != kind  # an entity that begins with I-
-                ioe1 = ioe1 or following[1] != kind  # an entity that ends with I-
-    if not prefixes:
+                self.iob1 = self.iob1 or previous[1] != kind  # an entity that begins with I-
+                self.ioe1 = self.ioe1 or following[1] != kind  # an entity that ends with I-
+        return True
+
+    def scheme(self) -> str:
+        prefixes = self.prefixes
+        if self.not_entity or not prefixes:
+            return "none"
+        if prefixes & {"E", "S"} and prefixes <= {"B", "I", "E", "S"} and prefixes & {"B", "S"}:
+            return "IOBES"
+        if prefixes & {"L", "U"} and prefixes <= {"B", "I", "L", "U"}:
+            return "BILOU"
+        if prefixes <= {"B", "I"}:
+            return "IOB1" if self.iob1 else "IOB2"
+        if prefixes <= {"I", "E"}:
+            return "IOE1" if self.ioe1 else "IOE2"
         return "none"
-    if prefixes & {"E", "S"} and prefixes <= {"B", "I", "E", "S"} and prefixes & {"B", "S"}:
-        return "IOBES"
-    if prefixes & {"L", "U"} and prefixes <= {"B", "I", "L", "U"}:
-        return "BILOU"
-    if prefixes <= {"B", "I"}:
-        return "IOB1" if iob1 else "IOB2"
-    if prefixes <= {"I", "E"}:
-        return "IOE1" if ioe1 else "IOE2"
-    return "none"
 
 
 def entity_report(gold: list[list[str]], predicted: list[list[str]], scheme: str) -> dict:

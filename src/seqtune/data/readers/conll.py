@@ -9,16 +9,20 @@ error naming `file:line`, never silently dropped.
 JSONL: one sentence per line, `{"tokens": ["EU", "rejects", ...], "tags": ["B-ORG", "O", ...]}` (key
 names configurable). An empty sentence (no tokens) is an error: it has nothing to tag.
 
+Both formats are read line by line (`iter_tagged`), so a file with several problems is reported at
+the first one.
+
 For prediction (`labelled=False`) the tag column/key may be absent; tags are then None.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 from seqtune.data.readers.formats import check_file, detect_format, numbered_lines
-from seqtune.data.readers.table import read_table
+from seqtune.data.readers.table import iter_jsonl
 from seqtune.errors import SeqtuneError
 
 TAGGING_FORMATS = ("conll", "jsonl")
@@ -49,40 +53,60 @@ def read_tagged(
     id_key: str | None = None,
 ) -> list[TaggedSentence]:
     """Read every sentence of a CoNLL or JSONL file, checking each line. See the module docstring."""
+    return list(iter_tagged(path, fmt, labelled=labelled, token_column=token_column, tag_column=tag_column,
+                            tokens_key=tokens_key, tags_key=tags_key, max_sentences=max_sentences,
+                            encoding=encoding, id_key=id_key))
+
+
+def iter_tagged(
+    path: str,
+    fmt: str = "auto",
+    *,
+    labelled: bool = True,
+    token_column: int = 0,
+    tag_column: int = -1,
+    tokens_key: str = "tokens",
+    tags_key: str = "tags",
+    max_sentences: int | None = None,
+    encoding: str = "utf-8",
+    id_key: str | None = None,
+) -> Iterator[TaggedSentence]:
+    """`read_tagged` one sentence at a time, the file read line by line (for the token store:
+    tasks/tagging_store.py). Both read through here, so they check the same lines in the same order
+    and fail with the same message."""
     p = check_file(path)
     if detect_format(path, fmt, TAGGING_FORMATS, "tagging") == "jsonl":
-        sentences = _read_jsonl(p, labelled, tokens_key, tags_key, max_sentences, encoding, id_key)
+        sentences = _iter_jsonl(p, labelled, tokens_key, tags_key, max_sentences, encoding, id_key)
     else:
-        sentences = _read_conll(p, labelled, token_column, tag_column, max_sentences, encoding)
-    if not sentences:
+        sentences = _iter_conll(p, labelled, token_column, tag_column, max_sentences, encoding)
+    count = 0
+    for count, sentence in enumerate(sentences, start=1):
+        yield sentence
+    if not count:
         raise SeqtuneError(f"{path}: the file has no sentences.")
-    return sentences
 
 
-def _read_conll(
+def _iter_conll(
     path: Path, labelled: bool, token_column: int, tag_column: int, max_sentences: int | None, encoding: str
-) -> list[TaggedSentence]:
-    sentences: list[TaggedSentence] = []
+) -> Iterator[TaggedSentence]:
+    """Sentences as they end. With `max_sentences`, reading stops at the first blank line after that
+    many sentences (a -DOCSTART- line ends a sentence but does not stop it), and only the first
+    `max_sentences` are given."""
+    ended = 0  # sentences ended so far, the ones past max_sentences included
     tokens: list[str] = []
     tags: list[str] = []
     first_line = 0
     expected: tuple[int, int] | None = None  # (number of columns, line that set it)
-
-    def close() -> None:
-        nonlocal tokens, tags
-        if tokens:
-            sentences.append(TaggedSentence(tokens, tags if labelled else None, f"{path}:{first_line}"))
-        tokens, tags = [], []
-
     for n, line in numbered_lines(path, encoding):
         columns = line.split()
-        if not columns:
-            close()
-            if max_sentences is not None and len(sentences) >= max_sentences:
-                break
-            continue
-        if columns[0] == DOCSTART:
-            close()  # a document boundary also ends a sentence
+        if not columns or columns[0] == DOCSTART:  # a document boundary also ends a sentence
+            if tokens:
+                if max_sentences is None or ended < max_sentences:
+                    yield TaggedSentence(tokens, tags if labelled else None, f"{path}:{first_line}")
+                ended += 1
+            tokens, tags = [], []
+            if not columns and max_sentences is not None and ended >= max_sentences:
+                return
             continue
         if expected is None:
             expected = (len(columns), n)
@@ -98,8 +122,8 @@ def _read_conll(
         tokens.append(columns[token_column])
         if labelled:
             tags.append(columns[tag_column])
-    close()
-    return sentences[:max_sentences] if max_sentences is not None else sentences
+    if tokens and (max_sentences is None or ended < max_sentences):
+        yield TaggedSentence(tokens, tags if labelled else None, f"{path}:{first_line}")
 
 
 def _check_columns(path: Path, line: int, count: int, token_column: int, tag_column: int | None) -> None:
@@ -113,14 +137,12 @@ def _check_columns(path: Path, line: int, count: int, token_column: int, tag_col
         raise SeqtuneError(f"{path}: data.token_column and data.tag_column name the same column ({token_column}).")
 
 
-def _read_jsonl(
+def _iter_jsonl(
     path: Path, labelled: bool, tokens_key: str, tags_key: str, max_sentences: int | None, encoding: str,
     id_key: str | None = None,
-) -> list[TaggedSentence]:
-    sentences: list[TaggedSentence] = []
-    table = read_table(path, "jsonl", max_sentences, what="tagging", encoding=encoding)
-    for i, record in enumerate(table.rows):
-        where = table.where(i)
+) -> Iterator[TaggedSentence]:
+    for n, record in iter_jsonl(path, max_sentences, encoding):
+        where = f"{path}:{n}"
         if tokens_key not in record:
             raise SeqtuneError(
                 f"{where}: expected an object with {tokens_key!r}"
@@ -143,8 +165,7 @@ def _read_jsonl(
         if record_id is not None and not isinstance(record_id, (str, int)):
             raise SeqtuneError(f"{where}: the record id {id_key!r} must be a string or a whole number, "
                                f"found {str(record_id)[:80]}.")
-        sentences.append(TaggedSentence(tokens, tags, where, record_id))
-    return sentences
+        yield TaggedSentence(tokens, tags, where, record_id)
 
 
 def _string_list(value, key: str, where: str) -> list[str]:

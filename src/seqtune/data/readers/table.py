@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import csv
 import json
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -90,10 +91,25 @@ def read_table(path: str | Path, fmt: str = "auto", max_rows: int | None = None,
     else:
         table = _read_delimited(path, fmt, max_rows, header, encoding)
     if not table.rows:
-        raise SeqtuneError(
-            f"{path}: the file has no records (it is empty{' after the header line' if header else ''})."
-        )
+        raise _no_records(path, header)
     return table
+
+
+def iter_jsonl(path: str | Path, max_rows: int | None = None, encoding: str = "utf-8") -> Iterator[tuple[int, dict]]:
+    """(line number, record) of a JSONL file, one record at a time: what `read_table` reads, with the
+    same checks and messages, for a caller that streams a large file (the tagging token store)."""
+    found = False
+    for n, record in _jsonl_records(path, max_rows, encoding):
+        found = True
+        yield n, record
+    if not found:
+        raise _no_records(path, header=True)
+
+
+def _no_records(path: str | Path, header: bool) -> SeqtuneError:
+    return SeqtuneError(
+        f"{path}: the file has no records (it is empty{' after the header line' if header else ''})."
+    )
 
 
 def _read_delimited(path: str | Path, fmt: str, max_rows: int | None, header: bool, encoding: str) -> Table:
@@ -134,8 +150,17 @@ def _read_delimited(path: str | Path, fmt: str, max_rows: int | None, header: bo
 
 def _read_jsonl(path: str | Path, max_rows: int | None, encoding: str) -> Table:
     rows, lines, columns = [], [], {}
+    for n, record in _jsonl_records(path, max_rows, encoding):
+        rows.append(record)
+        lines.append(n)
+        columns.update(dict.fromkeys(record))
+    return Table(str(path), list(columns), rows, lines, True, "jsonl")
+
+
+def _jsonl_records(path: str | Path, max_rows: int | None, encoding: str) -> Iterator[tuple[int, dict]]:
+    count = 0
     for n, line in numbered_lines(path, encoding):
-        if max_rows is not None and len(rows) >= max_rows:
+        if max_rows is not None and count >= max_rows:
             break
         if not line.strip():
             continue
@@ -145,7 +170,5 @@ def _read_jsonl(path: str | Path, max_rows: int | None, encoding: str) -> Table:
             raise SeqtuneError(f"{path}:{n}: not valid JSON ({e.msg}).") from None
         if not isinstance(record, dict):
             raise SeqtuneError(f"{path}:{n}: expected a JSON object per line, got {type(record).__name__}.")
-        rows.append(record)
-        lines.append(n)
-        columns.update(dict.fromkeys(record))
-    return Table(str(path), list(columns), rows, lines, True, "jsonl")
+        count += 1
+        yield n, record
