@@ -126,7 +126,7 @@ def test_layerwise_learning_rates_per_group(checkpoint):
         seen.add(group["block"])
     assert seen == set(expected)
     assert sum(p.numel() for g in optimizer.param_groups for p in g["params"]) == numel(model)
-    assert isinstance(optimizer, torch.optim.AdamW)
+    assert isinstance(optimizer, AdamW) and optimizer.defaults["fused"]  # bias-corrected: torch's kernel
 
 
 def test_frozen_parameters_are_not_optimised(checkpoint):
@@ -134,7 +134,8 @@ def test_frozen_parameters_are_not_optimised(checkpoint):
     strategy = StrategyConfig(top_layers=1, bias_correction=False)
     apply_strategy(model, strategy)
     optimizer = build_optimizer(model, TrainConfig(lr=1e-3), strategy)
-    assert isinstance(optimizer, AdamW) and not isinstance(optimizer, torch.optim.AdamW)
+    assert isinstance(optimizer, AdamW) and not optimizer.defaults["bias_correction"]
+    assert not optimizer.defaults["fused"]
     optimised = {id(p) for g in optimizer.param_groups for p in g["params"]}
     assert optimised == {id(p) for p in model.parameters() if p.requires_grad}
     assert {g["block"] for g in optimizer.param_groups} == {"layer.2", "pooler", "head"}
@@ -166,6 +167,81 @@ def test_our_adamw_with_bias_correction_equals_torch_adamw():
     for a, b in zip(ours, theirs):
         for x, y in zip(a, b):
             torch.testing.assert_close(x, y, rtol=1e-6, atol=1e-7)
+
+
+def fused_problem():
+    """Two groups (decay / none, their own learning rates), a schedule, gradients on all but one step."""
+    params, grads = random_problem(2)
+    grads[3][1] = None  # a parameter without a gradient in one step keeps its state untouched
+    groups = lambda ps: [{"params": ps[:1], "weight_decay": 0.1, "lr": 1e-2}, {"params": ps[1:], "weight_decay": 0.0}]
+    return params, grads, groups
+
+
+def run_scheduled(opt, params, grads, start=0):
+    schedule = torch.optim.lr_scheduler.LambdaLR(opt, lambda step: 1.0 / (1 + step), last_epoch=start - 1)
+    history = []
+    for step_grads in grads[start:]:
+        for p, g in zip(params, step_grads):
+            p.grad = None if g is None else g.clone()
+        opt.step()
+        schedule.step()
+        history.append([p.detach().clone() for p in params])
+    return history
+
+
+def test_fused_adamw_equals_torchs_fused_adamw_exactly():
+    params, grads, groups = fused_problem()
+    ours_params = [p.clone().requires_grad_(True) for p in params]
+    theirs_params = [p.clone().requires_grad_(True) for p in params]
+    ours = run_scheduled(AdamW(groups(ours_params), lr=1e-3, fused=True), ours_params, grads)
+    theirs = run_scheduled(torch.optim.AdamW(groups(theirs_params), lr=1e-3, fused=True), theirs_params, grads)
+    for a, b in zip(ours, theirs, strict=True):
+        for x, y in zip(a, b):
+            assert torch.equal(x, y)
+    assert not torch.equal(ours[-1][0], params[0])
+
+
+def test_fused_adamw_resumes_from_its_own_and_torchs_state_dict():
+    params, grads, groups = fused_problem()
+    whole_params = [p.clone().requires_grad_(True) for p in params]
+    whole = run_scheduled(AdamW(groups(whole_params), lr=1e-3, fused=True), whole_params, grads)
+    for make in (lambda ps: AdamW(groups(ps), lr=1e-3, fused=True),
+                 lambda ps: torch.optim.AdamW(groups(ps), lr=1e-3, fused=True)):  # checkpoints of older runs
+        first_params = [p.clone().requires_grad_(True) for p in params]
+        first = make(first_params)
+        run_scheduled(first, first_params, grads[:3])
+        resumed_params = [p.detach().clone().requires_grad_(True) for p in first_params]
+        resumed = AdamW(groups(resumed_params), lr=1e-3, fused=True)
+        resumed.load_state_dict(first.state_dict())
+        rest = run_scheduled(resumed, resumed_params, grads, start=3)
+        for a, b in zip(rest, whole[3:], strict=True):
+            for x, y in zip(a, b):
+                assert torch.equal(x, y)
+
+
+def test_fused_adamw_refuses_to_drop_bias_correction():
+    with pytest.raises(ValueError, match="always corrects the bias"):
+        AdamW([torch.zeros(2, requires_grad=True)], fused=True, bias_correction=False)
+
+
+def test_a_training_run_does_not_import_torch_dynamo(tmp_path, checkpoint):
+    """torch.optim's optimisers import torch._dynamo (68 MiB, 1.1 s) on first use; ours must not."""
+    import subprocess
+    import sys
+
+    train = write_sentiment_tsv(tmp_path / "train.tsv", n=32)
+    code = (
+        "import sys\n"
+        "from seqtune.cli import main\n"
+        f"code = main(['train', '--set', 'task.type=classification', '--set', 'model.path={checkpoint}',"
+        f" '--set', 'data.train={train}', '--set', 'data.text_column=sentence', '--set', 'train.epochs=2',"
+        f" '--set', 'train.progress=false', '--set', 'output_dir={tmp_path}/runs'])\n"
+        "assert code == 0, code\n"
+        "print('DYNAMO', 'torch._dynamo' in sys.modules)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert "DYNAMO False" in out.stdout
 
 
 def test_adam_without_bias_correction_follows_its_formula():
