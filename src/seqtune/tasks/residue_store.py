@@ -165,6 +165,15 @@ class StoredWindows:
     def __iter__(self):
         return (self[i] for i in range(len(self)))
 
+    def fit_and_describe(self, task, window: int) -> tuple[np.ndarray, dict]:
+        """What `encode` does besides the features, for a stored training file: fit the task's loss
+        weights on the windows' labels; return the records' lengths and the info on windowed records."""
+        if len(self):
+            task.fit_loss_weights(lambda: np.concatenate([self.labels(i) for i in range(len(self))]), len(self))
+        lengths = np.diff(np.asarray(self.store.offsets))
+        long = int((lengths > window).sum())
+        return lengths, ({"windowed": long, "windows": len(self)} if long else {})
+
 
 def window_index(lengths: np.ndarray, window: int, stride: int | None) -> np.ndarray:
     """(windows, 3) int64 rows (record, start, end): every record's `window_spans`, in order."""

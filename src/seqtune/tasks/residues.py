@@ -220,12 +220,7 @@ class ResidueTask(TokenTask):
         store = examples.store
         features = StoredWindows(store, label_lookup(examples.label_names, self.label_to_id), self.window,
                                  self.options.window_stride, self.tokenizer.cls_id, self.tokenizer.sep_id)
-        if len(features):
-            self.fit_loss_weights(lambda: np.concatenate([features.labels(i) for i in range(len(features))]),
-                                  len(features))
-        lengths = np.diff(np.asarray(store.offsets))
-        long = int((lengths > self.window).sum())
-        info = {"windowed": long, "windows": len(features)} if long else {}
+        lengths, info = features.fit_and_describe(self, self.window)
         unknown = Counter(store.meta["unknown"])
         if unknown:
             info["unknown_residues"] = dict(unknown.most_common())

@@ -209,12 +209,7 @@ class TaggingTask(TokenTask):
             other[:n] = np.asarray(self._continuation_ids())[first[:n]]
         features = TaggedWindows(store, first, other, self.window, self.options.window_stride,
                                  self.tokenizer.cls_id, self.tokenizer.sep_id)
-        if len(features):
-            self.fit_loss_weights(lambda: np.concatenate([features.labels(i) for i in range(len(features))]),
-                                  len(features))
-        lengths = np.diff(np.asarray(store.offsets))
-        long = int((lengths > self.window).sum())
-        info = {"windowed": long, "windows": len(features)} if long else {}
+        lengths, info = features.fit_and_describe(self, self.window)
         if store.meta["words_without_tokens"]:
             info["words_without_tokens"] = store.meta["words_without_tokens"]
         return StoredTaggingDataset(examples, features, source="train", info=info, example_lengths=lengths)

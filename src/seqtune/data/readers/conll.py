@@ -39,23 +39,10 @@ class TaggedSentence:
     id: str | int | None = None  # a JSONL record's data.id_column value, copied into its prediction
 
 
-def read_tagged(
-    path: str,
-    fmt: str = "auto",
-    *,
-    labelled: bool = True,
-    token_column: int = 0,
-    tag_column: int = -1,
-    tokens_key: str = "tokens",
-    tags_key: str = "tags",
-    max_sentences: int | None = None,
-    encoding: str = "utf-8",
-    id_key: str | None = None,
-) -> list[TaggedSentence]:
-    """Read every sentence of a CoNLL or JSONL file, checking each line. See the module docstring."""
-    return list(iter_tagged(path, fmt, labelled=labelled, token_column=token_column, tag_column=tag_column,
-                            tokens_key=tokens_key, tags_key=tags_key, max_sentences=max_sentences,
-                            encoding=encoding, id_key=id_key))
+def read_tagged(path: str, fmt: str = "auto", **options) -> list[TaggedSentence]:
+    """Read every sentence of a CoNLL or JSONL file, checking each line (`iter_tagged`'s options). See
+    the module docstring."""
+    return list(iter_tagged(path, fmt, **options))
 
 
 def iter_tagged(
