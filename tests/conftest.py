@@ -56,6 +56,13 @@ def shared_data() -> Path:
     return SHARED_DATA
 
 
+def flip_bit(path: Path, index: int) -> None:
+    """Damage a file in place without changing its size: the lowest bit of byte `index` flipped."""
+    data = bytearray(path.read_bytes())
+    data[index] ^= 1
+    path.write_bytes(bytes(data))
+
+
 def write_sentiment_tsv(path: Path, n: int = 64, seed: int = 0) -> Path:
     """Generated two-class data whose label follows from the words (learnable in a few steps)."""
     import random

@@ -11,6 +11,7 @@ from dataclasses import replace
 import numpy as np
 import pytest
 import torch
+from conftest import flip_bit
 from test_residues import PROTEIN, generated_proteins, write_char_checkpoint, write_csv
 
 from seqtune.cli import main
@@ -133,10 +134,7 @@ def test_unknown_residues_error_and_warning_as_in_memory(tokenizer, tmp_path, ca
 def test_a_damaged_labels_file_is_an_error_naming_the_store(tokenizer, tmp_path):
     path = write_csv(tmp_path / "train.csv", rows_with_unknown(4))
     _, stored, _ = encoded(tokenizer, path, store=True)
-    labels = stored.store.directory / "labels.bin"
-    data = bytearray(labels.read_bytes())
-    data[0] ^= 1
-    labels.write_bytes(bytes(data))
+    flip_bit(stored.store.directory / "labels.bin", 0)
     with pytest.raises(SeqtuneError, match=r"token store .* is damaged \(labels.bin does not match its checksum\)"):
         encoded(tokenizer, path, store=True)
 

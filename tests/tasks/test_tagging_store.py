@@ -12,6 +12,7 @@ from dataclasses import replace
 import numpy as np
 import pytest
 import torch
+from conftest import flip_bit
 from test_tagging import generated_ner, write_conll
 
 from seqtune.cli import main
@@ -217,10 +218,7 @@ def test_the_file_is_read_sentence_by_sentence(tmp_path):
 def test_a_damaged_marks_file_is_an_error_naming_the_store(tokenizer, tmp_path):
     path = write_conll(tmp_path / "train.txt", sentences(4))
     _, stored, _ = encoded(tokenizer, path, store=True)
-    marks = stored.store.directory / "marks.bin"
-    data = bytearray(marks.read_bytes())
-    data[1] ^= 1
-    marks.write_bytes(bytes(data))
+    flip_bit(stored.store.directory / "marks.bin", 1)
     with pytest.raises(SeqtuneError, match=r"token store .* is damaged \(marks.bin does not match its checksum\)"):
         encoded(tokenizer, path, store=True)
 

@@ -47,7 +47,10 @@ class EncodedDataset:
 
     @property
     def lengths(self) -> list[int]:
-        return [len(f["input_ids"]) for f in self.features]
+        """Tokens per feature: measured, or the features' own `lengths` where they know them (a token
+        store's windows, tasks/residue_store.py: an array, with no feature made to measure it)."""
+        known = getattr(self.features, "lengths", None)
+        return known if known is not None else [len(f["input_ids"]) for f in self.features]
 
     def num_tokens(self) -> int:
         return sum(self.lengths)

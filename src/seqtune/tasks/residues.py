@@ -63,14 +63,6 @@ class ResidueDataset(TokenDataset):
     unknown: Counter = field(default_factory=Counter)  # unknown character -> count
 
 
-class StoredResidueDataset(ResidueDataset):
-    """A training set read from a token store: features made when asked for, lengths an array."""
-
-    @property
-    def lengths(self) -> np.ndarray:
-        return self.features.lengths
-
-
 class ResidueTask(TokenTask):
     """One label per character of a sequence. Registry name "residues"."""
 
@@ -224,7 +216,7 @@ class ResidueTask(TokenTask):
         unknown = Counter(store.meta["unknown"])
         if unknown:
             info["unknown_residues"] = dict(unknown.most_common())
-        return StoredResidueDataset(examples, features, source="train", info=info, example_lengths=lengths,
+        return ResidueDataset(examples, features, source="train", info=info, example_lengths=lengths,
                                     unknown=unknown)
 
     # ---- outputs ----------------------------------------------------------------------------

@@ -63,15 +63,6 @@ class TaggingDataset(TokenDataset):
     word_starts: list[list[int]] = field(default_factory=list)
 
 
-class StoredTaggingDataset(TaggingDataset):
-    """A training set read from a token store: features made when asked for, lengths an array (no
-    word_starts: they serve predictions, and the training set is not predicted)."""
-
-    @property
-    def lengths(self) -> np.ndarray:
-        return self.features.lengths
-
-
 def align_words(ids: list[int], word_ids: list[int | None], n_words: int, unk_id: int):
     """Sub-token ids of a pre-tokenized sentence -> (ids, word of each token, first token of each word, #empty).
 
@@ -212,7 +203,8 @@ class TaggingTask(TokenTask):
         lengths, info = features.fit_and_describe(self, self.window)
         if store.meta["words_without_tokens"]:
             info["words_without_tokens"] = store.meta["words_without_tokens"]
-        return StoredTaggingDataset(examples, features, source="train", info=info, example_lengths=lengths)
+        # no word_starts: they serve predictions, and the training set is not predicted
+        return TaggingDataset(examples, features, source="train", info=info, example_lengths=lengths)
 
     def _continuation_ids(self) -> list[int]:
         """Label id for non-first sub-tokens: B-X -> I-X when I-X exists, else the word's own tag."""
