@@ -21,12 +21,20 @@ from conftest import write_sentiment_tsv
 
 from seqtune.cli import main
 from seqtune.demo_data import write_demo_data
+from seqtune.training import optim
 from seqtune.training.stops import TEST_HOOK
 
 COMMON = ["train.progress=false", "train.num_threads=1", "train.epochs=3", "train.grad_accum_steps=2",
           "train.checkpoint_every_steps=2", "train.eval_every_steps=4", "train.lr=3e-3", "train.seed=7"]
 CACHE = {"no_cache": [], "cache": ["strategy.freeze_layers=1", "strategy.cache_frozen=true"]}
 TASKS = ["classification", "tagging", "residues", "qa", "mlm"]
+
+
+@pytest.fixture(autouse=True)
+def row_sparse_embeddings(monkeypatch):
+    """The test models' vocabularies are small: let their word embeddings' Adam moments be row-sparse
+    (training/adam.py), as a real vocabulary's are, so that the resumed runs go through that state."""
+    monkeypatch.setattr(optim, "EMBEDDING_ROWS", 16)
 
 
 def sets(items) -> list[str]:

@@ -283,3 +283,79 @@ def test_train_records_parameter_counts_and_applies_the_strategy(tmp_path, check
     assert torch.equal(state["layers.0.attention.qkv.weight"], original["layers.0.attention.qkv.weight"])
     assert torch.equal(state["embeddings.word.weight"], original["embeddings.word.weight"])
     assert not torch.equal(state["layers.2.attention.qkv.weight"], original["layers.2.attention.qkv.weight"])
+
+
+def embedding_problem(all_rows_at=None, seed=3):
+    """A 40 x 3 table and a vector; each step's table gradient is non-zero on a few rows only (as an
+    embedding's is: the tokens of the batch), on every row at step `all_rows_at` (a tied output layer)."""
+    g = torch.Generator().manual_seed(seed)
+    params = [torch.randn(40, 3, generator=g), torch.randn(5, generator=g)]
+    grads = []
+    for step in range(8):
+        table = torch.zeros(40, 3)
+        rows = torch.randperm(40, generator=g)[:1 + step % 4] if step != all_rows_at else torch.arange(40)
+        table[rows] = torch.randn(len(rows), 3, generator=g)
+        grads.append([table, torch.randn(5, generator=g)])
+    grads[2][0] = None  # no gradient at all in one step: the table's state is left as it is
+    return params, grads
+
+
+@pytest.mark.parametrize("weight_decay", [0.0, 0.1])
+@pytest.mark.parametrize("all_rows_at", [None, 5])
+def test_row_sparse_embedding_moments_equal_the_dense_optimiser_exactly(monkeypatch, weight_decay, all_rows_at):
+    import seqtune.training.adam as adam
+
+    monkeypatch.setattr(adam, "ROW_CHUNK", 4)  # let the moments grow in small steps
+    params, grads = embedding_problem(all_rows_at)
+    groups = lambda ps: [{"params": ps[:1], "weight_decay": weight_decay, "lr": 1e-2},
+                         {"params": ps[1:], "weight_decay": 0.0}]
+    ours_params = [p.clone().requires_grad_(True) for p in params]
+    theirs_params = [p.clone().requires_grad_(True) for p in params]
+    ours_opt = AdamW(groups(ours_params), lr=1e-3, fused=True, row_sparse=ours_params[:1])
+    ours = run_scheduled(ours_opt, ours_params, grads)
+    theirs = run_scheduled(torch.optim.AdamW(groups(theirs_params), lr=1e-3, fused=True), theirs_params, grads)
+    for a, b in zip(ours, theirs, strict=True):
+        for x, y in zip(a, b):
+            assert torch.equal(x, y)
+    state = ours_opt.state[ours_params[0]]
+    touched = sorted({r for step in grads if step[0] is not None for r in step[0].ne(0).any(1).nonzero().flatten().tolist()})
+    if all_rows_at is None:  # moments for the rows that had a gradient, and a little room
+        assert sorted(state["rows"].tolist()) == touched and len(touched) < 40
+        assert len(touched) <= state["exp_avg"].shape[0] < 40
+    else:  # every row had one: the ordinary dense state
+        assert "rows" not in state and state["exp_avg"].shape == (40, 3)
+
+
+def test_row_sparse_moments_resume_from_a_state_dict_and_from_a_dense_one(monkeypatch, tmp_path):
+    import seqtune.training.adam as adam
+
+    monkeypatch.setattr(adam, "ROW_CHUNK", 4)
+    params, grads = embedding_problem()
+    groups = lambda ps: [{"params": ps[:1], "weight_decay": 0.1}, {"params": ps[1:], "weight_decay": 0.0}]
+    make_ours = lambda ps: AdamW(groups(ps), lr=1e-3, fused=True, row_sparse=ps[:1])
+    whole_params = [p.clone().requires_grad_(True) for p in params]
+    whole = run_scheduled(make_ours(whole_params), whole_params, grads)
+    for make in (make_ours, lambda ps: torch.optim.AdamW(groups(ps), lr=1e-3, fused=True)):  # older checkpoints
+        first_params = [p.clone().requires_grad_(True) for p in params]
+        first = make(first_params)
+        run_scheduled(first, first_params, grads[:4])
+        torch.save(first.state_dict(), tmp_path / "optimizer.pt")  # through a file, as a checkpoint
+        resumed_params = [p.detach().clone().requires_grad_(True) for p in first_params]
+        resumed = make_ours(resumed_params)
+        resumed.load_state_dict(torch.load(tmp_path / "optimizer.pt"))
+        rest = run_scheduled(resumed, resumed_params, grads, start=4)
+        for a, b in zip(rest, whole[4:], strict=True):
+            for x, y in zip(a, b):
+                assert torch.equal(x, y)
+
+
+@pytest.mark.parametrize("strategy", [None, StrategyConfig(layer_lr_decay=0.9)])
+def test_the_optimiser_keeps_row_sparse_moments_for_the_word_embeddings_only(monkeypatch, checkpoint, strategy):
+    import seqtune.training.optim as optim
+
+    model = fresh_model(checkpoint)
+    embeddings = model.encoder.embeddings
+    word, positions = embeddings.word.weight, embeddings.position.weight
+    assert positions.shape[0] < word.shape[0]
+    monkeypatch.setattr(optim, "EMBEDDING_ROWS", word.shape[0])  # the tiny model's vocabulary is small
+    assert build_optimizer(model, TrainConfig(), strategy).row_sparse == {id(word)}

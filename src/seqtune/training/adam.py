@@ -23,11 +23,21 @@ process on this CPU (with sympy and inductor's modules), in a run that compiles 
 methods are torch's own functions without that wrapper (`functools`' `__wrapped__`), and `step` is
 plain `torch.no_grad` code. Nothing here is meant to run inside torch.compile (`train.compile`
 compiles the encoder's blocks, not the optimiser).
+
+Embedding tables (`row_sparse`, fused CPU steps): a row that has never had a non-zero gradient has
+zero moments, and Adam leaves it unchanged but for the weight decay (p = p·(1 - lr·wd), the kernel's
+own arithmetic for zero moments: tested). So its moments are not stored: the state holds `rows`, the
+rows that have had a gradient (in the order they first had one), and the moments of those rows only;
+each step runs the kernel on those rows (gathered, then written back) and decays the others. The
+numbers are the dense optimiser's bit for bit (tested); fine-tuning MiniLM on 4,000 SST-2 sentences
+touches 6,650 of its 30,522 word embeddings, so the moments take 20 MiB instead of 89. When every row
+has had a gradient (a tied output layer, as in MLM) the state becomes the ordinary dense one.
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable
 
 import torch
 
@@ -44,7 +54,8 @@ class AdamW(torch.optim.Optimizer):
     load_state_dict = _undecorated(torch.optim.Optimizer.load_state_dict)
 
     def __init__(self, params, lr: float = 1e-3, betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-8,
-                 weight_decay: float = 0.0, bias_correction: bool = True, fused: bool = False):
+                 weight_decay: float = 0.0, bias_correction: bool = True, fused: bool = False,
+                 row_sparse: Iterable[torch.Tensor] = ()):
         if lr < 0 or eps < 0 or not (0 <= betas[0] < 1 and 0 <= betas[1] < 1):
             raise ValueError(f"invalid AdamW settings: lr={lr}, betas={betas}, eps={eps}")
         if fused and not bias_correction:
@@ -53,6 +64,10 @@ class AdamW(torch.optim.Optimizer):
         defaults = dict(lr=lr, betas=betas, eps=eps, weight_decay=weight_decay, bias_correction=bias_correction,
                         fused=fused)
         super().__init__(params, defaults)
+        # 2-D tables whose moments are kept only for rows that have had a gradient (fused CPU steps)
+        self.row_sparse = {id(p) for p in row_sparse if p.ndim == 2 and p.dtype == torch.float32
+                           and p.shape[0] < ROW_LIMIT}
+        self._row_masks: dict[int, tuple[torch.Tensor, torch.Tensor]] = {}  # id(p) -> (its rows, mask of them)
 
     @torch.no_grad()
     def step(self, closure=None):
@@ -90,22 +105,86 @@ class AdamW(torch.optim.Optimizer):
 
     def _fused_step(self, group: dict) -> None:
         """One group's step as torch.optim.AdamW(fused=True) takes it: its state (a float32 step
-        counter on the parameter's device, the two moments), one kernel call per device and dtype."""
+        counter on the parameter's device, the two moments), one kernel call per device and dtype.
+        Row-sparse tables take part with their gathered rows, written back after the call."""
         beta1, beta2 = group["betas"]
         kinds: dict[tuple, tuple[list, ...]] = {}  # (device, dtype) -> params, grads, m, v, steps
+        gathered = []  # (table, its rows, the rows' updated values)
         for p in group["params"]:
             if p.grad is None:
                 continue
             state = self.state[p]
             if not state:
                 state["step"] = torch.zeros((), dtype=torch.float32, device=p.device)
-                state["exp_avg"] = torch.zeros_like(p, memory_format=torch.preserve_format)
-                state["exp_avg_sq"] = torch.zeros_like(p, memory_format=torch.preserve_format)
+                if id(p) in self.row_sparse and p.device.type == "cpu":
+                    state["rows"] = torch.zeros(0, dtype=torch.long)
+                    state["exp_avg"] = p.new_zeros((0, p.shape[1]))
+                    state["exp_avg_sq"] = p.new_zeros((0, p.shape[1]))
+                else:
+                    state["exp_avg"] = torch.zeros_like(p, memory_format=torch.preserve_format)
+                    state["exp_avg_sq"] = torch.zeros_like(p, memory_format=torch.preserve_format)
+            if "rows" in state and self._grow_rows(p, state):
+                rows = state["rows"]
+                values = p.index_select(0, rows)
+                gathered.append((p, rows, values))
+                tensors = (values, p.grad.index_select(0, rows), state["exp_avg"][:len(rows)],
+                           state["exp_avg_sq"][:len(rows)], state["step"])
+            else:  # (after _grow_rows, which may have made the state dense)
+                tensors = (p, p.grad, state["exp_avg"], state["exp_avg_sq"], state["step"])
             lists = kinds.setdefault((p.device, p.dtype), ([], [], [], [], []))
-            for tensors, t in zip(lists, (p, p.grad, state["exp_avg"], state["exp_avg_sq"], state["step"])):
-                tensors.append(t)
+            for into, t in zip(lists, tensors):
+                into.append(t)
         for params, grads, exp_avgs, exp_avg_sqs, steps in kinds.values():
             torch._foreach_add_(steps, 1)
             torch._fused_adamw_(params, grads, exp_avgs, exp_avg_sqs, [], steps, amsgrad=False, lr=group["lr"],
                                 beta1=beta1, beta2=beta2, weight_decay=group["weight_decay"], eps=group["eps"],
                                 maximize=False, grad_scale=None, found_inf=None)
+        for p, rows, values in gathered:
+            if group["weight_decay"]:  # rows without moments: decay alone, as the kernel computes it
+                p.mul_(1 - group["lr"] * group["weight_decay"])
+            p.index_copy_(0, rows, values)
+
+    def _grow_rows(self, p: torch.Tensor, state: dict) -> bool:
+        """Add the rows of row-sparse table `p` that have a gradient for the first time, with zero
+        moments. False when that makes every row: the state is then the dense one."""
+        rows = state["rows"]
+        if rows.dtype != torch.long:  # load_state_dict casts every state tensor to the parameter's dtype
+            rows = state["rows"] = rows.long()
+        cached = self._row_masks.get(id(p))
+        if cached is None or cached[0] is not rows:
+            mask = torch.zeros(p.shape[0], dtype=torch.bool)
+            mask[rows] = True
+        else:
+            mask = cached[1]
+        new = (rows_with_gradient(p.grad) & ~mask).nonzero().squeeze(1)
+        if len(new):
+            mask[new] = True
+            count = len(rows)
+            rows = state["rows"] = torch.cat((rows, new))
+            if len(rows) > len(state["exp_avg"]):  # more room: half as much again, as a list grows
+                room = min(p.shape[0], max(len(rows), count + count // 2, ROW_CHUNK))
+                for key in ("exp_avg", "exp_avg_sq"):
+                    grown = p.new_zeros((room, p.shape[1]))
+                    grown[:count] = state[key][:count]
+                    state[key] = grown
+        if len(rows) == p.shape[0]:
+            for key in ("exp_avg", "exp_avg_sq"):
+                state[key] = torch.zeros_like(p).index_copy_(0, rows, state[key][:len(rows)])
+            del state["rows"]
+            self._row_masks.pop(id(p), None)
+            return False
+        self._row_masks[id(p)] = (rows, mask)
+        return True
+
+
+def rows_with_gradient(grad: torch.Tensor) -> torch.Tensor:
+    """(rows,) bool: the rows of a 2-D float32 gradient with a bit set in some value: every row with a
+    non-zero value (NaN and inf included), and rows with a -0.0 (harmless: zero moments stay zero).
+    Read as int32, a value is positive where its float is and negative where its sign bit is set; an
+    integer max and min per row are 5x faster here than any float reduction that cannot underflow."""
+    bits = grad.view(torch.int32)
+    return (bits.amax(1) > 0) | (bits.amin(1) < 0)
+
+
+ROW_CHUNK = 1024  # rows of moments allocated at least at a time for a row-sparse table
+ROW_LIMIT = 1 << 24  # row numbers pass through float32 in load_state_dict: exact below 2^24
