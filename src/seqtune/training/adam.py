@@ -150,6 +150,8 @@ class AdamW(torch.optim.Optimizer):
         rows = state["rows"]
         if rows.dtype != torch.long:  # load_state_dict casts every state tensor to the parameter's dtype
             rows = state["rows"] = rows.long()
+        if p.device.type != "cpu":  # a CPU run's checkpoint resumed on a GPU: the dense state there
+            return self._make_dense(p, state)
         cached = self._row_masks.get(id(p))
         if cached is None or cached[0] is not rows:
             mask = torch.zeros(p.shape[0], dtype=torch.bool)
@@ -168,13 +170,17 @@ class AdamW(torch.optim.Optimizer):
                     grown[:count] = state[key][:count]
                     state[key] = grown
         if len(rows) == p.shape[0]:
-            for key in ("exp_avg", "exp_avg_sq"):
-                state[key] = torch.zeros_like(p).index_copy_(0, rows, state[key][:len(rows)])
-            del state["rows"]
-            self._row_masks.pop(id(p), None)
-            return False
+            return self._make_dense(p, state)
         self._row_masks[id(p)] = (rows, mask)
         return True
+
+    def _make_dense(self, p: torch.Tensor, state: dict) -> bool:
+        """Turn a row-sparse state into the ordinary one (moments of every row, in row order)."""
+        rows = state.pop("rows")
+        for key in ("exp_avg", "exp_avg_sq"):
+            state[key] = torch.zeros_like(p).index_copy_(0, rows, state[key][:len(rows)])
+        self._row_masks.pop(id(p), None)
+        return False
 
 
 def rows_with_gradient(grad: torch.Tensor) -> torch.Tensor:
