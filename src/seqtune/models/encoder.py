@@ -419,8 +419,10 @@ class SelfAttention(nn.Module):
         A group whose sequences fill it needs no mask (without dropout SDPA then takes its fused kernel)."""
         buffer = qkv.new_zeros(packing.rows, qkv.shape[1]).index_copy(0, packing.slots, qkv)
         outputs = []
-        for group in packing.groups:
-            rows = buffer[group.start:group.start + group.size * group.length]
+        # split, not a slice per group: in backward a slice's gradient is a zero-filled copy of the
+        # whole buffer (one per group, then summed); split's is one concatenation
+        pieces = buffer.split([group.size * group.length for group in packing.groups])
+        for group, rows in zip(packing.groups, pieces):
             q, k, v = rows.view(group.size, group.length, 3, N, D).permute(2, 0, 3, 1, 4)  # (size, N, L, D)
             y = self.attend(q, k, v, group.mask)
             outputs.append(y.transpose(1, 2).reshape(group.size * group.length, N * D))
