@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Iterator
 from pathlib import Path
 from typing import NamedTuple
 
@@ -43,6 +44,18 @@ SPECIAL_TOKENS = ("[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]")
 # Role -> the usual names, BERT's first, then RoBERTa's and XLM-R's, then ESM's.
 SPECIAL_NAMES = {"cls": ("[CLS]", "<s>", "<cls>"), "sep": ("[SEP]", "</s>", "<eos>"), "pad": ("[PAD]", "<pad>"),
                  "unk": ("[UNK]", "<unk>"), "mask": ("[MASK]", "<mask>")}
+
+
+ENCODE_CHUNK = 4096  # texts per call of the Rust tokenizer (see encodings_in_chunks)
+
+
+def encodings_in_chunks(backend: HFTokenizer, inputs: list, **options) -> Iterator:
+    """backend.encode_batch(inputs, **options), one Encoding at a time, ENCODE_CHUNK inputs per call.
+    An Encoding holds about 100 bytes a token (ids, type ids, token strings, offsets, masks): a
+    whole file's at once took 2.75x the memory of the features made from them (SST-2's training
+    file: +269 MiB at the peak for 98 kept); a chunk's at a time, they are freed as they are used."""
+    for start in range(0, len(inputs), ENCODE_CHUNK):
+        yield from backend.encode_batch(inputs[start:start + ENCODE_CHUNK], **options)
 
 
 class Encoded(NamedTuple):
@@ -116,11 +129,10 @@ class Tokenizer:
             self.backend.enable_truncation(max_length, strategy="longest_first")
         try:
             inputs = list(zip(texts, pairs)) if pairs is not None else texts
-            encodings = self.backend.encode_batch(inputs)
+            return [Encoded(e.ids, e.type_ids, bool(e.overflowing), (e.sequence_ids.count(0), e.sequence_ids.count(1)))
+                    for e in encodings_in_chunks(self.backend, inputs)]
         finally:
             self.backend.no_truncation()
-        return [Encoded(e.ids, e.type_ids, bool(e.overflowing),
-                        (e.sequence_ids.count(0), e.sequence_ids.count(1))) for e in encodings]
 
     def save(self, directory: str | Path) -> None:
         directory = Path(directory)

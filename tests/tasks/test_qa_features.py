@@ -142,3 +142,23 @@ def test_question_too_long_for_the_window_is_an_error(tokenizer):
     ex = example(" ".join(["why"] * 50), "Because.", None, qid="wordy")
     with pytest.raises(SeqtuneError, match="test wordy: the question has 50 tokens"):
         make_windows([ex], tokenizer, WindowSettings(max_length=64, doc_stride=16))
+
+
+def test_windows_made_in_chunks_equal_those_of_one_call(tokenizer, monkeypatch):
+    """The tokenizer runs ENCODE_CHUNK examples at a time; every chunk is truncated into windows
+    (the truncation setting holds until the last chunk) and the features equal one call's."""
+    import seqtune.tokenization as tokenization
+
+    settings = WindowSettings(max_length=48, doc_stride=16)
+    examples = [example(f"Who keeps zebra {i}?", long_context(10 + 7 * i, f"The keeper of zebra {i} is Ada.", 30),
+                        "Ada", qid=f"q{i}") for i in range(7)]
+    whole = make_windows(examples, tokenizer, settings)
+    monkeypatch.setattr(tokenization, "ENCODE_CHUNK", 2)
+    chunked = make_windows(examples, tokenizer, settings)
+    assert len(chunked) == len(whole) > len(examples)  # long contexts: several windows each
+    for a, b in zip(chunked, whole, strict=True):
+        assert a.keys() == b.keys()
+        for key in a:
+            assert np.array_equal(a[key], b[key]), key
+    assert max(len(f["input_ids"]) for f in chunked) <= 48
+    assert tokenizer.backend.truncation is None  # and the tokenizer is left without truncation

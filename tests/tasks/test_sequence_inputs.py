@@ -219,6 +219,26 @@ def test_windows_give_one_feature_per_window_with_the_example_label(tmp_path, dn
     assert len(predictions) == 2 and predictions[0]["label"] == "0"
 
 
+@pytest.mark.parametrize("settings", [{"max_length": 10}, {"max_length": 10, "long_inputs": "windows"},
+                                      {"text_column": "text", "text_pair_column": "pair", "max_length": 12}])
+def test_tokenizing_in_chunks_gives_the_features_of_one_call(tmp_path, dna_checkpoint, monkeypatch, settings):
+    """The tokenizer runs ENCODE_CHUNK texts at a time (its Encodings are large); the features are
+    those of tokenizing the whole file in one call, across chunk ends."""
+    import random
+
+    import seqtune.tokenization as tokenization
+
+    rng = random.Random(0)
+    rows = [("".join(rng.choice("ACGT") for _ in range(rng.randint(1, 25))),
+             "".join(rng.choice("ACGT") for _ in range(rng.randint(1, 9))), i % 2) for i in range(11)]
+    (tmp_path / "t.csv").write_text("text,pair,label\n" + "".join(f"{a},{b},{y}\n" for a, b, y in rows))
+    whole = read_fit_encode(make("classification", dna_checkpoint, **settings), tmp_path / "t.csv")
+    monkeypatch.setattr(tokenization, "ENCODE_CHUNK", 3)
+    chunked = read_fit_encode(make("classification", dna_checkpoint, **settings), tmp_path / "t.csv")
+    assert chunked.features == whole.features and chunked.info == whole.info
+    assert len(whole.features) >= 11 and whole.info["truncated" if "long_inputs" not in settings else "windowed"] > 0
+
+
 def test_windows_for_regression_and_not_for_pairs(tmp_path, dna_checkpoint):
     (tmp_path / "r.csv").write_text("text,label\n" + "C" * 12 + ",2.5\nACGT,1\n")
     task = make("regression", dna_checkpoint, max_length=10, long_inputs="windows")

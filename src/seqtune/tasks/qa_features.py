@@ -22,7 +22,7 @@ import numpy as np
 
 from seqtune.data.readers.squad import QAExample
 from seqtune.errors import SeqtuneError
-from seqtune.tokenization import Tokenizer
+from seqtune.tokenization import Tokenizer, encodings_in_chunks
 
 
 @dataclass
@@ -43,22 +43,22 @@ def make_windows(examples: list[QAExample], tokenizer: Tokenizer, settings: Wind
     _check_question_room(examples, tokenizer, settings)
     backend = tokenizer.backend
     backend.enable_truncation(settings.max_length, stride=settings.doc_stride, strategy="only_second")
-    try:
-        encodings = backend.encode_batch([(ex.question.lstrip(), ex.context) for ex in examples])
+    features: list[dict] = []
+    try:  # the tokenizer runs a chunk of examples at a time (encodings_in_chunks), truncating all of them
+        encodings = encodings_in_chunks(backend, [(ex.question.lstrip(), ex.context) for ex in examples])
+        for index, (example, first) in enumerate(zip(examples, encodings)):
+            windows = [first, *first.overflowing]
+            if settings.max_windows is not None and len(windows) > settings.max_windows:
+                raise SeqtuneError(
+                    f"{example.where}: the context needs {len(windows)} windows of {settings.max_length} "
+                    f"tokens (doc_stride {settings.doc_stride}), more than task.max_windows = "
+                    f"{settings.max_windows}. Split the context into shorter passages, or raise "
+                    "task.max_windows (null for no cap)."
+                )
+            for window in windows:
+                features.append(_window_feature(window, example, index))
     finally:
         backend.no_truncation()
-    features: list[dict] = []
-    for index, (example, first) in enumerate(zip(examples, encodings)):
-        windows = [first, *first.overflowing]
-        if settings.max_windows is not None and len(windows) > settings.max_windows:
-            raise SeqtuneError(
-                f"{example.where}: the context needs {len(windows)} windows of {settings.max_length} "
-                f"tokens (doc_stride {settings.doc_stride}), more than task.max_windows = "
-                f"{settings.max_windows}. Split the context into shorter passages, or raise "
-                "task.max_windows (null for no cap)."
-            )
-        for window in windows:
-            features.append(_window_feature(window, example, index))
     return features
 
 
@@ -111,8 +111,8 @@ def _check_question_room(examples: list[QAExample], tokenizer: Tokenizer, settin
             f"data.max_length ({settings.max_length}) must be at least 8 and task.doc_stride "
             f"({settings.doc_stride}) not negative."
         )
-    lengths = [len(e.ids) for e in tokenizer.backend.encode_batch(
-        [ex.question.lstrip() for ex in examples], add_special_tokens=False)]
+    lengths = [len(e.ids) for e in encodings_in_chunks(
+        tokenizer.backend, [ex.question.lstrip() for ex in examples], add_special_tokens=False)]
     room = settings.max_length - tokenizer.backend.num_special_tokens_to_add(True)
     for example, n in zip(examples, lengths):
         if room - n <= settings.doc_stride:

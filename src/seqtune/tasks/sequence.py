@@ -38,6 +38,7 @@ from seqtune.tasks.alphabet import (
 )
 from seqtune.tasks.base import EncodedDataset, Task
 from seqtune.tasks.windows import window_features
+from seqtune.tokenization import encodings_in_chunks
 
 SEQUENCE_TEXT_FORMATS = ("csv", "tsv", "jsonl", "fasta")
 
@@ -187,7 +188,7 @@ class SequenceTask(Task):
         if window < 1:
             raise SeqtuneError(f"data.max_length is {self.data.max_length}; windows need at least 3.")
         tok = self.tokenizer
-        encoded = tok.backend.encode_batch(texts, add_special_tokens=False)
+        encoded = encodings_in_chunks(tok.backend, texts, add_special_tokens=False)
         features, long, counts = [], 0, [0, 0]
         for i, (e, enc) in enumerate(zip(examples, encoded)):
             ids = enc.ids
