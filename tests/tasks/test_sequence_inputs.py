@@ -239,6 +239,25 @@ def test_tokenizing_in_chunks_gives_the_features_of_one_call(tmp_path, dna_check
     assert len(whole.features) >= 11 and whole.info["truncated" if "long_inputs" not in settings else "windowed"] > 0
 
 
+@pytest.mark.parametrize("pairs", [False, True])
+def test_flat_features_read_as_the_dicts_of_the_tokenizer(tmp_path, dna_checkpoint, pairs):
+    """Truncated texts are held flat (tasks/text_features.py); each feature reads as the dict made
+    from the tokenizer's own output, labelled or not, and the lengths come without making them."""
+    (tmp_path / "t.csv").write_text("text,pair,label\nACGTACGTACGTAC,GG,1\nA,CCCC,0\nACG,T,1\n")
+    settings = {"max_length": 9, **({"text_pair_column": "pair"} if pairs else {})}
+    task = make("classification", dna_checkpoint, **settings)
+    ds = read_fit_encode(task, tmp_path / "t.csv")
+    encoded = task.tokenizer.encode_batch(["ACGTACGTACGTAC", "A", "ACG"], ["GG", "CCCC", "T"] if pairs else None, 9)
+    expected = [{"input_ids": e.ids, "example_index": i, **({"token_type_ids": e.type_ids} if pairs else {}),
+                 "labels": label} for i, (e, label) in enumerate(zip(encoded, [1, 0, 1]))]
+    assert [ds.features[i] for i in range(3)] == expected and list(ds.features) == expected
+    assert ds.features[-1] == expected[-1] and list(ds.lengths) == [len(e.ids) for e in encoded]
+    with pytest.raises(IndexError):
+        ds.features[3]
+    unlabelled = task.encode(task.examples_from_inputs(["ACGTACGTACGTAC"] if not pairs else [["A", "CC"]]), "predict")
+    assert "labels" not in unlabelled.features[0] and unlabelled.features[0]["example_index"] == 0
+
+
 def test_windows_for_regression_and_not_for_pairs(tmp_path, dna_checkpoint):
     (tmp_path / "r.csv").write_text("text,label\n" + "C" * 12 + ",2.5\nACGT,1\n")
     task = make("regression", dna_checkpoint, max_length=10, long_inputs="windows")

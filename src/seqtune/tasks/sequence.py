@@ -17,6 +17,7 @@ logits. An input that fits gives exactly one window, the same feature as without
 
 from __future__ import annotations
 
+from array import array
 from collections import Counter
 from dataclasses import dataclass
 from typing import Any
@@ -24,6 +25,7 @@ from typing import Any
 import numpy as np
 import torch
 
+import seqtune.tokenization as tokenization
 from seqtune.data.readers.fasta_labels import read_fasta_texts
 from seqtune.data.readers.formats import check_file, detect_format
 from seqtune.data.readers.table import read_table
@@ -37,8 +39,8 @@ from seqtune.tasks.alphabet import (
     warn_unknown,
 )
 from seqtune.tasks.base import EncodedDataset, Task
+from seqtune.tasks.text_features import TextFeatures
 from seqtune.tasks.windows import window_features
-from seqtune.tokenization import encodings_in_chunks
 
 SEQUENCE_TEXT_FORMATS = ("csv", "tsv", "jsonl", "fasta")
 
@@ -157,20 +159,22 @@ class SequenceTask(Task):
         if windows:
             features, info, counts = self._window_features(examples, texts, pairs)
         else:
-            encoded = self.tokenizer.encode_batch(texts, pairs, self.data.max_length)
-            features, counts = [], [0, 0]
-            for i, (e, enc) in enumerate(zip(examples, encoded)):
-                feature = {"input_ids": enc.ids, "example_index": i}
-                if pairs is not None:
-                    feature["token_type_ids"] = enc.type_ids
-                if e.label is not None:
-                    feature["labels"] = e.label
-                features.append(feature)
-                counts[0] += enc.ids.count(self.tokenizer.unk_id)
-                counts[1] += sum(enc.lengths)
-            info = {"truncated": sum(enc.truncated for enc in encoded)}
+            features, counts, truncated = TextFeatures(pairs is not None), [0, 0], 0
+            lengths = array("i")  # content tokens kept of each text and second text, in turn
+            step = tokenization.ENCODE_CHUNK  # a chunk's Encoded lists at a time
+            for start in range(0, len(texts), step):
+                end = start + step
+                chunk = self.tokenizer.encode_batch(texts[start:end], None if pairs is None else pairs[start:end],
+                                                    self.data.max_length)
+                for e, enc in zip(examples[start:end], chunk):
+                    features.add(enc.ids, enc.type_ids, e.label)
+                    counts[0] += enc.ids.count(self.tokenizer.unk_id)
+                    counts[1] += sum(enc.lengths)
+                    truncated += enc.truncated
+                    lengths.extend(enc.lengths)
+            info = {"truncated": truncated}
             if counts[0]:
-                kept = [enc.lengths for enc in encoded]
+                kept = list(zip(lengths[::2], lengths[1::2]))
         if counts[0]:
             info["unknown_tokens"] = counts[0]
             self._warn_unknown(examples, texts, pairs, counts[0], counts[1], kept)
@@ -188,7 +192,7 @@ class SequenceTask(Task):
         if window < 1:
             raise SeqtuneError(f"data.max_length is {self.data.max_length}; windows need at least 3.")
         tok = self.tokenizer
-        encoded = encodings_in_chunks(tok.backend, texts, add_special_tokens=False)
+        encoded = tokenization.encodings_in_chunks(tok.backend, texts, add_special_tokens=False)
         features, long, counts = [], 0, [0, 0]
         for i, (e, enc) in enumerate(zip(examples, encoded)):
             ids = enc.ids
