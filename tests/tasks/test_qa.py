@@ -85,9 +85,10 @@ def test_loss_is_mean_of_start_and_end_cross_entropy_and_ignores_padding(tokeniz
     rng = random.Random(0)
     records = [generated_record(rng, "a", 2, 1), generated_record(rng, "b", 6, 9)]
     dataset = task.encode([task.examples_from_inputs([r])[0] for r in records], "train")
-    for f, r in zip(dataset.features, records):  # examples_from_inputs drops answers: add labels back
+    features = list(dataset.features)  # the windows as dicts (the dataset holds them flat)
+    for f, r in zip(features, records):  # examples_from_inputs drops answers: add labels back
         f["start_positions"], f["end_positions"] = 1, 2
-    batch = task.collate(dataset.features)
+    batch = task.collate(features)
     assert batch["input_ids"].shape[0] == 2 and batch["attention_mask"][0].sum() < batch["input_ids"].shape[1]
     torch.manual_seed(0)
     start, end = torch.randn(batch["input_ids"].shape), torch.randn(batch["input_ids"].shape)

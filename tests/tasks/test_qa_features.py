@@ -162,3 +162,30 @@ def test_windows_made_in_chunks_equal_those_of_one_call(tokenizer, monkeypatch):
             assert np.array_equal(a[key], b[key]), key
     assert max(len(f["input_ids"]) for f in chunked) <= 48
     assert tokenizer.backend.truncation is None  # and the tokenizer is left without truncation
+
+
+def test_windows_are_held_flat_and_read_as_the_dicts_of_the_tokenizer(tokenizer):
+    """make_windows keeps the windows flat (text_features.QAWindows); each reads as the dict made
+    from the tokenizer's own windows, with answers and without, and slices give lists of them."""
+    from seqtune.tasks.qa_features import _window_feature
+
+    settings = WindowSettings(max_length=40, doc_stride=12)
+    examples = [example("Who keeps the zebra?", long_context(30, "The zebra keeper is Ada Lovelace.", 20), "Ada"),
+                example("What colour?", "A goldenrod flower.", None, qid="q2")]
+    windows = make_windows(examples, tokenizer, settings)
+    backend = tokenizer.backend
+    backend.enable_truncation(40, stride=12, strategy="only_second")
+    try:
+        encodings = backend.encode_batch([(ex.question, ex.context) for ex in examples])
+    finally:
+        backend.no_truncation()
+    expected = [_window_feature(w, ex, i) for i, (ex, first) in enumerate(zip(examples, encodings))
+                for w in [first, *first.overflowing]]
+    assert len(windows) == len(expected) >= 3
+    for got, want in zip([windows[i] for i in range(len(windows))], expected, strict=True):
+        assert got.keys() == want.keys()
+        for key in want:
+            assert np.array_equal(got[key], want[key]) and type(got[key]) is type(want[key]), key
+    assert "start_positions" in windows[0] and "start_positions" not in windows[-1]
+    assert [w["example_index"] for w in windows[1:]] == [w["example_index"] for w in expected[1:]]
+    assert list(windows.lengths) == [len(w["input_ids"]) for w in expected]

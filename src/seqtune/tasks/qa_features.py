@@ -22,6 +22,7 @@ import numpy as np
 
 from seqtune.data.readers.squad import QAExample
 from seqtune.errors import SeqtuneError
+from seqtune.tasks.text_features import QAWindows
 from seqtune.tokenization import Tokenizer, encodings_in_chunks
 
 
@@ -32,8 +33,9 @@ class WindowSettings:
     max_windows: int | None = 64  # more windows for one context is an error (None: no cap)
 
 
-def make_windows(examples: list[QAExample], tokenizer: Tokenizer, settings: WindowSettings) -> list[dict]:
-    """All windows of all examples, in example order. Tokenizes once, in parallel (Rust).
+def make_windows(examples: list[QAExample], tokenizer: Tokenizer, settings: WindowSettings) -> QAWindows:
+    """All windows of all examples, in example order, held flat (text_features.QAWindows: each reads
+    as the dict below). Tokenizes in chunks of examples, each in parallel (Rust).
 
     Each feature: input_ids, token_type_ids (lists of int, length T <= max_length);
     example_index; offsets (T, 2) int32 array of character spans, (-1, -1) outside the context;
@@ -43,7 +45,7 @@ def make_windows(examples: list[QAExample], tokenizer: Tokenizer, settings: Wind
     _check_question_room(examples, tokenizer, settings)
     backend = tokenizer.backend
     backend.enable_truncation(settings.max_length, stride=settings.doc_stride, strategy="only_second")
-    features: list[dict] = []
+    features = QAWindows()
     try:  # the tokenizer runs a chunk of examples at a time (encodings_in_chunks), truncating all of them
         encodings = encodings_in_chunks(backend, [(ex.question.lstrip(), ex.context) for ex in examples])
         for index, (example, first) in enumerate(zip(examples, encodings)):
@@ -56,7 +58,7 @@ def make_windows(examples: list[QAExample], tokenizer: Tokenizer, settings: Wind
                     "task.max_windows (null for no cap)."
                 )
             for window in windows:
-                features.append(_window_feature(window, example, index))
+                features.add(_window_feature(window, example, index))
     finally:
         backend.no_truncation()
     return features
