@@ -123,16 +123,18 @@ class Tokenizer:
     ) -> list[Encoded]:
         """Tokenize texts (and second texts) to input_ids and token_type_ids, truncated longest-first.
 
-        Tokenization runs once per dataset, in parallel inside the Rust library.
+        In parallel inside the Rust library. Callers with a whole file pass ENCODE_CHUNK texts at a time
+        (its Encodings are large: see encodings_in_chunks).
         """
         if max_length:
             self.backend.enable_truncation(max_length, strategy="longest_first")
         try:
             inputs = list(zip(texts, pairs)) if pairs is not None else texts
-            return [Encoded(e.ids, e.type_ids, bool(e.overflowing), (e.sequence_ids.count(0), e.sequence_ids.count(1)))
-                    for e in encodings_in_chunks(self.backend, inputs)]
+            encodings = self.backend.encode_batch(inputs)
         finally:
             self.backend.no_truncation()
+        return [Encoded(e.ids, e.type_ids, bool(e.overflowing),
+                        (e.sequence_ids.count(0), e.sequence_ids.count(1))) for e in encodings]
 
     def save(self, directory: str | Path) -> None:
         directory = Path(directory)

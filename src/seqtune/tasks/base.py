@@ -48,7 +48,8 @@ class EncodedDataset:
     @property
     def lengths(self) -> list[int]:
         """Tokens per feature: measured, or the features' own `lengths` where they know them (a token
-        store's windows, tasks/residue_store.py: an array, with no feature made to measure it)."""
+        store's windows, tasks/residue_store.py; flat features, tasks/text_features.py: an array, with
+        no feature made to measure it)."""
         known = getattr(self.features, "lengths", None)
         return known if known is not None else [len(f["input_ids"]) for f in self.features]
 

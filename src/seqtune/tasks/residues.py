@@ -217,7 +217,7 @@ class ResidueTask(TokenTask):
         if unknown:
             info["unknown_residues"] = dict(unknown.most_common())
         return ResidueDataset(examples, features, source="train", info=info, example_lengths=lengths,
-                                    unknown=unknown)
+                              unknown=unknown)
 
     # ---- outputs ----------------------------------------------------------------------------
     def residue_predictions(self, outputs: list[np.ndarray], dataset: ResidueDataset) -> list[np.ndarray]:

@@ -41,8 +41,9 @@ def build_optimizer(model: nn.Module, cfg: TrainConfig, strategy: StrategyConfig
 
 
 def embedding_tables(model: nn.Module) -> list[nn.Parameter]:
-    """Embedding matrices of at least EMBEDDING_ROWS rows (vocabularies, not positions): the optimiser
-    keeps Adam moments only for their rows that have had a gradient (adam.py, `row_sparse`)."""
+    """Embedding matrices of at least EMBEDDING_ROWS rows (vocabularies; a position table that long
+    too, exact either way): the optimiser keeps Adam moments only for their rows that have had a
+    gradient (adam.py, `row_sparse`)."""
     return [m.weight for m in model.modules() if isinstance(m, nn.Embedding) and m.num_embeddings >= EMBEDDING_ROWS]
 
 
