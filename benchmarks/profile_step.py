@@ -54,6 +54,7 @@ from seqtune.models.task_model import model_for_finetuning
 from seqtune.tasks import task_class
 from seqtune.tasks.mlm import MaskedLMTask
 from seqtune.tokenization import load_tokenizer
+from seqtune.training import gradients
 from seqtune.training.optim import build_optimizer
 from seqtune.vocab_builder import build_char_tokenizer
 
@@ -143,8 +144,11 @@ def setup(name: str, work: Path, compile_blocks: bool):
 
 
 def make_step(task, features, model, optimizer):
-    """The training loop's step (training/loop.py), with named ranges for the profiler."""
+    """The training loop's step (training/loop.py), with named ranges for the profiler; embedding tables
+    give row gradients as in the loop (training/gradients.py)."""
     params = [p for p in model.parameters() if p.requires_grad]
+    for table in gradients.row_gradient_tables(model, optimizer):
+        table.sparse = True
 
     def step(idx) -> tuple[int, int]:
         with record_function("collate"):
@@ -153,7 +157,7 @@ def make_step(task, features, model, optimizer):
         loss.item()
         loss.backward()
         with record_function("clip"):
-            torch.nn.utils.clip_grad_norm_(params, 1.0)
+            gradients.clip_gradients(params, 1.0)
         with record_function("optimizer"):
             optimizer.step()
             optimizer.zero_grad(set_to_none=True)

@@ -300,30 +300,64 @@ def embedding_problem(all_rows_at=None, seed=3):
     return params, grads
 
 
+def as_row_gradient(table: torch.Tensor) -> torch.Tensor:
+    """A dense table gradient as an embedding with sparse=True gives it: the rows used, uncoalesced (the
+    first row given as two halves, which add up to it exactly), and row 0 with a zero gradient (a used
+    token's can be zero)."""
+    rows = table.ne(0).any(1).nonzero().flatten()
+    values = torch.cat((table[rows], table[rows[:1]] / 2, table.new_zeros(1, table.shape[1])))
+    values[0] /= 2
+    indices = torch.cat((rows, rows[:1], torch.tensor([0])))
+    return torch.sparse_coo_tensor(indices[None], values, table.shape, check_invariants=True)
+
+
 @pytest.mark.parametrize("weight_decay", [0.0, 0.1])
 @pytest.mark.parametrize("all_rows_at", [None, 5])
-def test_row_sparse_embedding_moments_equal_the_dense_optimiser_exactly(monkeypatch, weight_decay, all_rows_at):
+@pytest.mark.parametrize("sparse", [False, True])
+def test_row_sparse_embedding_moments_equal_the_dense_optimiser_exactly(monkeypatch, weight_decay, all_rows_at,
+                                                                        sparse):
+    """With the table's gradient dense, or sparse as an embedding with sparse=True gives it
+    (training/gradients.py), the steps are torch's fused AdamW's on the dense gradient, bit for bit."""
     import seqtune.training.adam as adam
 
     monkeypatch.setattr(adam, "ROW_CHUNK", 4)  # let the moments grow in small steps
     params, grads = embedding_problem(all_rows_at)
+    feed = [[as_row_gradient(g) if sparse and i == 0 and g is not None else g for i, g in enumerate(step)]
+            for step in grads]
     groups = lambda ps: [{"params": ps[:1], "weight_decay": weight_decay, "lr": 1e-2},
                          {"params": ps[1:], "weight_decay": 0.0}]
     ours_params = [p.clone().requires_grad_(True) for p in params]
     theirs_params = [p.clone().requires_grad_(True) for p in params]
     ours_opt = AdamW(groups(ours_params), lr=1e-3, fused=True, row_sparse=ours_params[:1])
-    ours = run_scheduled(ours_opt, ours_params, grads)
+    ours = run_scheduled(ours_opt, ours_params, feed)
     theirs = run_scheduled(torch.optim.AdamW(groups(theirs_params), lr=1e-3, fused=True), theirs_params, grads)
     for a, b in zip(ours, theirs, strict=True):
         for x, y in zip(a, b):
             assert torch.equal(x, y)
     state = ours_opt.state[ours_params[0]]
-    touched = sorted({r for step in grads if step[0] is not None for r in step[0].ne(0).any(1).nonzero().flatten().tolist()})
+    touched = sorted({r for step in grads if step[0] is not None for r in step[0].ne(0).any(1).nonzero().flatten().tolist()}
+                     | ({0} if sparse else set()))  # a used row with a zero gradient has its moments too
     if all_rows_at is None:  # moments for the rows that had a gradient, and a little room
         assert sorted(state["rows"].tolist()) == touched and len(touched) < 40
         assert len(touched) <= state["exp_avg"].shape[0] < 40
     else:  # every row had one: the ordinary dense state
         assert "rows" not in state and state["exp_avg"].shape == (40, 3)
+
+
+def test_a_sparse_gradient_outside_the_row_sparse_path_is_used_as_its_dense_equal():
+    """Parameters not kept row-sparse (the per-parameter loop without bias correction; a fused group's
+    ordinary parameter) take a sparse gradient as the dense one."""
+    params, grads = embedding_problem()
+    for kwargs in (dict(fused=False, bias_correction=False), dict(fused=True)):
+        runs = []
+        for sparse in (False, True):
+            ps = [p.clone().requires_grad_(True) for p in params]
+            feed = [[as_row_gradient(g) if sparse and i == 0 and g is not None else g for i, g in enumerate(step)]
+                    for step in grads]
+            runs.append(run_scheduled(AdamW([{"params": ps, "weight_decay": 0.1}], lr=1e-3, **kwargs), ps, feed))
+        for a, b in zip(*runs, strict=True):
+            for x, y in zip(a, b):
+                assert torch.equal(x, y)
 
 
 def test_row_sparse_moments_resume_from_a_state_dict_and_from_a_dense_one(monkeypatch, tmp_path):

@@ -32,7 +32,9 @@ each step runs the kernel on those rows (gathered, then written back) and decays
 numbers are the dense optimiser's bit for bit (tested); fine-tuning MiniLM on 4,000 SST-2 sentences
 touches 6,650 of its 30,522 word embeddings, so their moments take 21 MiB (room for 7,135 rows)
 instead of 89. When every row has had a gradient (a tied output layer, as in MLM) the state becomes
-the ordinary dense one.
+the ordinary dense one. Such a table's gradient may come sparse (`torch.sparse_coo`, the rows its
+batch used: training/gradients.py), which spares the dense (V, H) gradient and the search for its
+non-zero rows; any other parameter given a sparse gradient has it made dense here.
 """
 
 from __future__ import annotations
@@ -68,7 +70,8 @@ class AdamW(torch.optim.Optimizer):
         # 2-D tables whose moments are kept only for rows that have had a gradient (fused CPU steps)
         self.row_sparse = {id(p) for p in row_sparse if p.ndim == 2 and p.dtype == torch.float32
                            and p.shape[0] < ROW_LIMIT}
-        self._row_masks: dict[int, tuple[torch.Tensor, torch.Tensor]] = {}  # id(p) -> (its rows, mask of them)
+        # id(p) -> (its rows, each row's place among them or -1): the state's rows, looked up by row
+        self._row_slots: dict[int, tuple[torch.Tensor, torch.Tensor]] = {}
 
     @torch.no_grad()
     def step(self, closure=None):
@@ -85,7 +88,7 @@ class AdamW(torch.optim.Optimizer):
             for p in group["params"]:
                 if p.grad is None:
                     continue
-                g = p.grad
+                g = p.grad.to_dense() if p.grad.is_sparse else p.grad
                 state = self.state[p]
                 if not state:
                     state["step"] = 0
@@ -124,14 +127,19 @@ class AdamW(torch.optim.Optimizer):
                 else:
                     state["exp_avg"] = torch.zeros_like(p, memory_format=torch.preserve_format)
                     state["exp_avg_sq"] = torch.zeros_like(p, memory_format=torch.preserve_format)
-            if "rows" in state and self._grow_rows(p, state):
-                rows = state["rows"]
+            grad = p.grad.coalesce() if p.grad.is_sparse else p.grad
+            if "rows" in state and self._grow_rows(p, grad, state):
+                rows, slots = self._row_slots[id(p)]
                 values = p.index_select(0, rows)
                 gathered.append((p, rows, values))
-                tensors = (values, p.grad.index_select(0, rows), state["exp_avg"][:len(rows)],
-                           state["exp_avg_sq"][:len(rows)], state["step"])
+                if grad.is_sparse:  # the state's rows' gradients: the batch's rows, zero elsewhere
+                    grad = p.new_zeros((len(rows), p.shape[1])).index_copy_(0, slots[grad.indices()[0]], grad.values())
+                else:
+                    grad = grad.index_select(0, rows)
+                tensors = (values, grad, state["exp_avg"][:len(rows)], state["exp_avg_sq"][:len(rows)], state["step"])
             else:  # (after _grow_rows, which may have made the state dense)
-                tensors = (p, p.grad, state["exp_avg"], state["exp_avg_sq"], state["step"])
+                grad = grad.to_dense() if grad.is_sparse else grad
+                tensors = (p, grad, state["exp_avg"], state["exp_avg_sq"], state["step"])
             lists = kinds.setdefault((p.device, p.dtype), ([], [], [], [], []))
             for into, t in zip(lists, tensors):
                 into.append(t)
@@ -145,24 +153,26 @@ class AdamW(torch.optim.Optimizer):
                 p.mul_(1 - group["lr"] * group["weight_decay"])
             p.index_copy_(0, rows, values)
 
-    def _grow_rows(self, p: torch.Tensor, state: dict) -> bool:
-        """Add the rows of row-sparse table `p` that have a gradient for the first time, with zero
-        moments. False when that makes every row: the state is then the dense one."""
+    def _grow_rows(self, p: torch.Tensor, grad: torch.Tensor, state: dict) -> bool:
+        """Add the rows of row-sparse table `p` that have a gradient for the first time (`grad`, dense or
+        coalesced sparse), with zero moments. False when that makes every row: the state is then the
+        dense one."""
         rows = state["rows"]
         if rows.dtype != torch.long:  # load_state_dict casts every state tensor to the parameter's dtype
             rows = state["rows"] = rows.long()
         if p.device.type != "cpu":  # a CPU run's checkpoint resumed on a GPU: the dense state there
             return self._make_dense(p, state)
-        cached = self._row_masks.get(id(p))
+        cached = self._row_slots.get(id(p))
         if cached is None or cached[0] is not rows:
-            mask = torch.zeros(p.shape[0], dtype=torch.bool)
-            mask[rows] = True
+            slots = torch.full((p.shape[0],), -1, dtype=torch.long)
+            slots[rows] = torch.arange(len(rows))
         else:
-            mask = cached[1]
-        new = (rows_with_gradient(p.grad) & ~mask).nonzero().squeeze(1)
+            slots = cached[1]
+        used = grad.indices()[0] if grad.is_sparse else rows_with_gradient(grad).nonzero().squeeze(1)
+        new = used[slots[used] < 0]  # ascending either way
         if len(new):
-            mask[new] = True
             count = len(rows)
+            slots[new] = torch.arange(count, count + len(new))
             rows = state["rows"] = torch.cat((rows, new))
             if len(rows) > len(state["exp_avg"]):  # more room: half as much again, as a list grows
                 room = min(p.shape[0], max(len(rows), count + count // 2, ROW_CHUNK))
@@ -172,7 +182,7 @@ class AdamW(torch.optim.Optimizer):
                     state[key] = grown
         if len(rows) == p.shape[0]:
             return self._make_dense(p, state)
-        self._row_masks[id(p)] = (rows, mask)
+        self._row_slots[id(p)] = (rows, slots)
         return True
 
     def _make_dense(self, p: torch.Tensor, state: dict) -> bool:
@@ -180,7 +190,7 @@ class AdamW(torch.optim.Optimizer):
         rows = state.pop("rows")
         for key in ("exp_avg", "exp_avg_sq"):
             state[key] = torch.zeros_like(p).index_copy_(0, rows, state[key][:len(rows)])
-        self._row_masks.pop(id(p), None)
+        self._row_slots.pop(id(p), None)
         return False
 
 

@@ -29,7 +29,7 @@ from seqtune.inference import (
 )
 from seqtune.tasks.base import EncodedDataset, Task
 from seqtune.training import checkpoint as checkpointing
-from seqtune.training import distributed
+from seqtune.training import distributed, gradients
 from seqtune.training.distributed import SINGLE, World
 from seqtune.training.optim import build_optimizer, build_schedule
 from seqtune.training.progress import Progress
@@ -198,7 +198,8 @@ def train(
             raise stops.stopped(state.step, run_hint, saved)
 
     model.train()
-    with stops:
+    # embedding tables give their batch's rows as gradient (gradients.py): not under torchrun
+    with stops, gradients.row_gradients(model, optimizer, enabled=not world.distributed):
         while True:
             if state.batches is None:  # a new epoch
                 state.batches = epoch_batches if state.epoch == 0 else batches_of_an_epoch(rng)
@@ -229,7 +230,7 @@ def train(
                 if stepped:
                     if cfg.max_grad_norm:
                         scaler.unscale_(optimizer)
-                        torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.max_grad_norm)
+                        gradients.clip_gradients(model.parameters(), cfg.max_grad_norm)
                     scaler.step(optimizer)
                     scaler.update()
                     optimizer.zero_grad(set_to_none=True)
