@@ -5,6 +5,7 @@ matmul peak, for the workloads of issue 16:
   pairs      ~60-token sentence pairs (QNLI-style pairs built from SQuAD as benchmarks/strategies.py does)
   conll      ~128-token windows of CoNLL-2003 tagging, random batches (packed) as configs/conll2003_ner.yaml ships
   conll_sorted  the same with length-bucketed batches (train.length_buckets 50)
+  squad      SQuAD windows of <= 384 tokens (configs/squad.yaml, articles 0-15 as benchmarks/squad_qa.py trains on)
   mlm        512-token protein MLM windows on the mini preset, batches as benchmarks/mlm_throughput.py draws them
 
 The step is the training loop's (training/loop.py): collate, forward, loss, loss.item(), backward,
@@ -61,7 +62,7 @@ from seqtune.vocab_builder import build_char_tokenizer
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
 SHARED = REPO.parent / "shared" / "data"
-WORKLOADS = ("sst2", "pairs", "conll", "conll_sorted", "mlm")
+WORKLOADS = ("sst2", "pairs", "conll", "conll_sorted", "squad", "mlm")
 GROUPS = ("matmul: projections, FFN, head (mm/addmm)", "matmul: attention (bmm)", "attention (sdpa/softmax)", "dropout", "GELU", "LayerNorm",
           "embedding / index (packed path)", "loss", "other operators", "optimizer (+ clipping)",
           "collate", "Python / outside operators")
@@ -132,6 +133,9 @@ def setup(name: str, work: Path, compile_blocks: bool):
         made = from_config(configs / "conll2003_ner.yaml", ["data.max_rows=4000"])
     elif name == "conll_sorted":
         made = from_config(configs / "conll2003_ner.yaml", ["data.max_rows=4000", "train.length_buckets=50"])
+    elif name == "squad":
+        train = SHARED / "squad_v1.1" / "dev-v1.1.json"
+        made = from_config(configs / "squad.yaml", [f"data.train={train}#articles=0:16"])
     else:
         made = mlm_setup(work)
     task, features, model, train_cfg, batches = made

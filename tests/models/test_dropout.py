@@ -52,6 +52,26 @@ def test_apply_mask_is_aten_dropout_backward(dtype):
     assert torch.equal(got == 0, ~keep | (x == 0))
 
 
+def test_apply_mask_in_pieces_and_in_place_is_the_same_arithmetic(monkeypatch):
+    """A tensor larger than APPLY_CHUNK goes a piece at a time (the last piece shorter), bit-equal to one
+    call; `out` may be the input itself, or a non-contiguous tensor (then one call and a copy)."""
+    from seqtune.models import dropout as module
+
+    x = torch.randn(5, 7, 11)
+    keep = torch.rand(5, 7, 11) > 0.25
+    whole = torch.addcmul(torch.zeros(()), x, keep.to(x.dtype), value=1.5)
+    monkeypatch.setattr(module, "APPLY_CHUNK", 64)  # 385 elements: 6 full pieces and one of 1
+    calls, addcmul = [], torch.addcmul
+    monkeypatch.setattr(torch, "addcmul", lambda *a, **k: calls.append(1) or addcmul(*a, **k))
+    got = apply_mask(x, keep, 1.5)
+    assert len(calls) == 7 and torch.equal(got, whole) and got.data_ptr() != x.data_ptr()
+    y = x.clone()
+    assert apply_mask(y, keep, 1.5, out=y) is y and torch.equal(y, whole)
+    target = torch.empty(11, 7, 5).permute(2, 1, 0)  # non-contiguous out
+    assert apply_mask(x, keep, 1.5, out=target) is target and torch.equal(target, whole)
+    assert torch.equal(apply_mask(x.transpose(0, 2), keep.transpose(0, 2), 1.5), whole.transpose(0, 2))
+
+
 def test_nn_dropout_everywhere_else():
     x = torch.randn(4, 8)
     assert torch.equal(dropout(x, 0.3, False), x)  # evaluation: identity

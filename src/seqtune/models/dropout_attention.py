@@ -43,7 +43,11 @@ class _DropoutAttention(torch.autograd.Function):
     @staticmethod
     def forward(ctx, q, k, v, mask, p):
         scale = q.shape[-1] ** -0.5
-        q = q * scale  # scaled here, not the (Tq, T) scores: D work a row instead of T
+        # scaled here, not the (Tq, T) scores: D work a row instead of T. q, k and v are usually views
+        # into the projection's (B, T, 3, N, D) output, which matmul would copy (again in backward) to
+        # batch its heads: made contiguous once here instead
+        q = torch.mul(q, scale, out=torch.empty(q.shape, dtype=q.dtype, device=q.device))
+        k, v = k.contiguous(), v.contiguous()
         scores = torch.matmul(q, k.transpose(-2, -1))  # (B, N, Tq, T)
         if mask is not None:
             scores.masked_fill_(~mask, float("-inf"))
@@ -58,8 +62,10 @@ class _DropoutAttention(torch.autograd.Function):
     @staticmethod
     def backward(ctx, grad_out):
         q, k, v, weights, keep = ctx.saved_tensors  # q is scaled
+        grad_out = grad_out.contiguous()  # a view of the heads' concatenation: copied once, not per matmul
         grad_v = torch.matmul(apply_mask(weights, keep, ctx.keep_scale).transpose(-2, -1), grad_out)
-        grad_weights = apply_mask(torch.matmul(grad_out, v.transpose(-2, -1)), keep, ctx.keep_scale)
+        grad_weights = torch.matmul(grad_out, v.transpose(-2, -1))
+        apply_mask(grad_weights, keep, ctx.keep_scale, out=grad_weights)  # in place: no second (B, N, Tq, T)
         grad_scores = torch._softmax_backward_data(grad_weights, weights, -1, weights.dtype)
         del grad_weights
         grad_q = torch.matmul(grad_scores, k).mul_(ctx.scale)
@@ -117,7 +123,8 @@ class _ChunkedDropoutAttention(torch.autograd.Function):
                 q_c, grad_c = q[heads, rows], grad_out[heads, rows]
                 weights, keep, keep_scale = _chunk_weights(q_c, k_t[heads], mask, heads, rows, ctx.p)
                 grad_v[heads] += torch.matmul(apply_mask(weights, keep, keep_scale).transpose(-2, -1), grad_c)
-                grad_weights = apply_mask(torch.matmul(grad_c, v_t[heads]), keep, keep_scale)
+                grad_weights = torch.matmul(grad_c, v_t[heads])
+                apply_mask(grad_weights, keep, keep_scale, out=grad_weights)
                 grad_scores = torch._softmax_backward_data(grad_weights, weights, -1, weights.dtype)
                 torch.matmul(grad_scores, k[heads], out=grad_q[heads, rows])
                 grad_k[heads] += torch.matmul(grad_scores.transpose(-2, -1), q_c)
