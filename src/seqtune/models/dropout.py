@@ -37,14 +37,13 @@ def apply_mask(x: torch.Tensor, keep: torch.Tensor, scale: float, out: torch.Ten
     "Session 9"). addcmul converts the mask to x's dtype in a temporary of x's size first, so a
     large tensor goes APPLY_CHUNK elements a call: the temporary stays small, and glibc does not
     map (and page-fault) two large blocks afresh for each call (BENCHMARKS.md, "Session 13")."""
-    n = x.numel()
+    n, zero = x.numel(), _ZERO.to(x.dtype)
     contiguous = x.is_contiguous() and keep.is_contiguous() and (out is None or out.is_contiguous())
     if (n <= APPLY_CHUNK and out is None) or not contiguous:
-        result = torch.addcmul(_ZERO.to(x.dtype), x, keep.view(torch.uint8), value=scale)
+        result = torch.addcmul(zero, x, keep.view(torch.uint8), value=scale)
         return result if out is None else out.copy_(result)
     out = torch.empty_like(x, memory_format=torch.contiguous_format) if out is None else out
     flat_x, flat_keep, flat_out = x.view(-1), keep.view(torch.uint8).view(-1), out.view(-1)
-    zero = _ZERO.to(x.dtype)
     for start in range(0, n, APPLY_CHUNK):
         end = start + APPLY_CHUNK
         torch.addcmul(zero, flat_x[start:end], flat_keep[start:end], value=scale, out=flat_out[start:end])
