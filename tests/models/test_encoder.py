@@ -154,3 +154,44 @@ def test_attention_groups_never_split_equal_lengths():
                 for length in set(lengths)}
     assert all(len(found) == 1 for found in group_of.values())
     assert sum(len(members) for members, _ in groups) == 3000
+
+
+@pytest.mark.parametrize("family", ["bert", "esm"])
+@pytest.mark.parametrize("fill", [0.0, 1.01])  # 0: blocks never packed; 1.01: always packed
+def test_chosen_positions_give_the_same_states_and_gradients(monkeypatch, family, fill):
+    """With `chosen` positions (the MLM head's masked ones) the last block computes those alone: their
+    states and every gradient of a loss on them equal the full computation's, padded and packed, with
+    learnt and rotary (ESM: pre-LayerNorm, queries rotated by their own positions) positions, and with
+    gradient checkpointing. Nothing chosen gives no states; `forward` and `run_layers` agree."""
+    import seqtune.models.encoder as encoder_module
+
+    monkeypatch.setattr(encoder_module, "PACK_BELOW_FILL", fill)
+    extra = {"model_type": "esm", "position_embedding_type": "rotary", "type_vocab_size": 0} if family == "esm" else {}
+    torch.manual_seed(0)
+    enc = Encoder(EncoderConfig(vocab_size=40, hidden_size=16, num_hidden_layers=2, num_attention_heads=4,
+                                intermediate_size=32, max_position_embeddings=32, **extra)).eval()
+    ids = torch.randint(5, 40, (3, 9))
+    mask = torch.tensor([[1] * 9, [1] * 4 + [0] * 5, [1] * 6 + [0] * 3])
+    chosen = torch.zeros(3, 9, dtype=torch.bool)
+    chosen[0, [1, 4, 8]] = chosen[1, 3] = chosen[2, [0, 5]] = True  # different counts per sequence
+    weights = torch.randn(int(chosen.sum()), 16)  # a loss whose gradient the final LayerNorm does not cancel
+    for checkpointing in (False, True):
+        enc.gradient_checkpointing = checkpointing
+        outs, grads = [], []
+        for use_chosen in (False, True):
+            enc.zero_grad()
+            out = enc(ids, mask, chosen=chosen) if use_chosen else enc(ids, mask)[chosen]
+            assert out.shape == (int(chosen.sum()), 16)
+            (out * weights).sum().backward()
+            outs.append(out.detach())
+            grads.append({n: p.grad.clone() for n, p in enc.named_parameters() if p.grad is not None})
+        assert torch.allclose(outs[0], outs[1], atol=1e-6)
+        assert grads[0].keys() == grads[1].keys()
+        for name, g in grads[0].items():  # to rounding (ESM's pre-LN gradients reach ~200)
+            assert torch.allclose(grads[1][name], g, rtol=1e-5, atol=1e-6 * float(g.abs().max())), name
+    enc.gradient_checkpointing = False
+    assert enc(ids, mask, chosen=torch.zeros_like(chosen)).shape == (0, 16)
+    hidden = enc.embeddings(ids, None, mask)
+    assert torch.equal(enc.run_layers(hidden, mask, chosen=chosen), enc(ids, mask, chosen=chosen))
+    # the states below the last block are not cut: a run of the bottom block alone returns (B, T, H)
+    assert enc.run_layers(hidden, mask, 0, 1).shape == (3, 9, 16)

@@ -261,14 +261,19 @@ class Rotary(nn.Module):
         inv_freq = 1.0 / (theta ** (torch.arange(0, head_dim, 2, dtype=torch.float) / head_dim))
         self.register_buffer("inv_freq", inv_freq, persistent=False)  # computed, as ESM does
 
-    def forward(self, q: torch.Tensor, k: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        # q: (B, N, Tq, D) with Tq = 1 (position 0 only) or T; k: (B, N, T, D)
+    def forward(self, q: torch.Tensor, k: torch.Tensor,
+                query_positions: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        # q: (B, N, Tq, D) at positions 0..Tq-1 (Tq = 1: position 0 only, or T), or at query_positions
+        # (B, Tq) when given; k: (B, N, T, D)
         T = k.shape[2]
         freqs = torch.arange(T, device=k.device, dtype=torch.float)[:, None] * self.inv_freq.to(k.device)
         angles = torch.cat((freqs, freqs), dim=-1)  # (T, D)
         cos, sin = angles.cos().to(k.dtype), angles.sin().to(k.dtype)
-        Tq = q.shape[2]
-        return rotate(q, cos[:Tq], sin[:Tq]), rotate(k, cos, sin)
+        if query_positions is not None:  # (B, Tq, D), the same for every head
+            q_cos, q_sin = cos[query_positions][:, None], sin[query_positions][:, None]
+        else:
+            q_cos, q_sin = cos[:q.shape[2]], sin[:q.shape[2]]
+        return rotate(q, q_cos, q_sin), rotate(k, cos, sin)
 
 
 def rotate(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
@@ -366,6 +371,38 @@ class Packing:
         return full.view(self.batch, self.length, *x.shape[1:])
 
 
+@dataclass(frozen=True)
+class Queries:
+    """The positions whose output a block computes when the head reads only those (the MLM head: the
+    masked positions); every position is still attended to. `rows` are their rows in the block's
+    input, (B * T) padded or packed (see Packing), in row-major order of the (B, T) positions;
+    `slots` place each in a query buffer of `width` rows a sequence, `positions` (B, width) give each
+    buffer row's position in its sequence (rotary; 0 for unused rows)."""
+
+    rows: torch.Tensor  # (M,) long
+    slots: torch.Tensor  # (M,) long
+    positions: torch.Tensor  # (B, width) long
+    batch: int
+    length: int
+    width: int
+
+    @classmethod
+    def of(cls, chosen: torch.Tensor, attention_mask: torch.Tensor | None, packing: Packing | None) -> Queries | None:
+        """chosen: (B, T) bool, real positions only. None when nothing is chosen."""
+        B, T = chosen.shape
+        flat = chosen.reshape(-1).nonzero().squeeze(1)  # (M,) positions in B * T
+        counts = chosen.sum(1)
+        width = int(counts.max()) if flat.numel() else 0
+        if not width:
+            return None
+        sequence, position = flat // T, flat % T
+        rank = torch.arange(flat.numel(), device=flat.device) - (counts.cumsum(0) - counts)[sequence]
+        slots = sequence * width + rank
+        positions = torch.zeros(B * width, dtype=torch.long, device=flat.device).index_copy(0, slots, position)
+        rows = flat if packing is None else (attention_mask.reshape(-1).cumsum(0) - 1)[flat]
+        return cls(rows, slots, positions.view(B, width), B, T, width)
+
+
 class SelfAttention(nn.Module):
     """Multi-head self-attention. The one place that decides which attention kernel runs."""
 
@@ -402,11 +439,31 @@ class SelfAttention(nn.Module):
         y = self.attend(q, k, v, mask)
         return y.transpose(1, 2).reshape(B, q.shape[2], H)
 
-    def attend(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
+    def query_context(self, x: torch.Tensor, mask: torch.Tensor | None, queries: Queries,
+                      packing: Packing | None = None) -> torch.Tensor:
+        """`context` for the chosen positions alone: x (R, H) rows, padded (B * T) or packed -> (M, H).
+        Keys and values for every row, queries for the M chosen ones, in a buffer of `queries.width`
+        rows a sequence (zeros in unused rows, whose outputs are dropped)."""
+        H = x.shape[-1]
+        N, D = self.num_heads, H // self.num_heads
+        B, T, W = queries.batch, queries.length, queries.width
+        w, b = self.qkv.weight, self.qkv.bias  # rows: query, key, value
+        kv = F.linear(x, w[H:], b[H:])  # (R, 2H)
+        if packing is not None:
+            kv = packing.unpack(kv)  # (B, T, 2H), zeros at padding (masked out)
+        k, v = kv.reshape(B, T, 2, N, D).permute(2, 0, 3, 1, 4)  # (B, N, T, D)
+        q_rows = F.linear(x.index_select(0, queries.rows), w[:H], b[:H])  # (M, H)
+        q = q_rows.new_zeros(B * W, H).index_copy(0, queries.slots, q_rows).view(B, W, N, D).transpose(1, 2)
+        y = self.attend(q, k, v, mask, queries.positions)  # (B, N, W, D)
+        return y.transpose(1, 2).reshape(B * W, H).index_select(0, queries.slots)
+
+    def attend(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: torch.Tensor | None,
+               query_positions: torch.Tensor | None = None) -> torch.Tensor:
         """Rotary positions (ESM), then scaled dot-product attention with dropout in training.
-        q: (B, N, Tq, D); k, v: (B, N, T, D) -> (B, N, Tq, D)."""
+        q: (B, N, Tq, D) at positions 0..Tq-1, or at query_positions (B, Tq); k, v: (B, N, T, D)
+        -> (B, N, Tq, D)."""
         if self.rotary is not None:
-            q, k = self.rotary(q, k)
+            q, k = self.rotary(q, k, query_positions)
         p = self.dropout_p if self.training else 0.0
         if dropout_attention.applies(q, mask, p):  # CPU training: keeps 5 bytes a weight, not 12
             return dropout_attention.dropout_attention(q, k, v, mask, p)
@@ -448,9 +505,15 @@ class Layer(nn.Module):
         self.pre_norm = cfg.family.pre_norm
 
     def forward(self, x: torch.Tensor, mask: torch.Tensor | None, first_only: bool = False,
-                packing: Packing | None = None) -> torch.Tensor:
+                packing: Packing | None = None, queries: Queries | None = None) -> torch.Tensor:
         # first_only: compute the output at position 0 alone, (B, 1, H) (see Encoder.forward).
         # packing: x is (N, H), the real tokens only (see Packing); not with first_only.
+        # queries: compute the outputs of the chosen positions alone, (M, H) (see Encoder.run_layers).
+        if queries is not None:
+            x = x.reshape(-1, x.shape[-1])  # (B * T, H) or packed (N, H)
+            attention_input = self.attention_norm(x) if self.pre_norm else x
+            context = self.attention.query_context(attention_input, mask, queries, packing)
+            return self.feed_forward(self.add_attention(x.index_select(0, queries.rows), context))
         residual = x[:, :1] if first_only else x
         attention_input = self.attention_norm(x) if self.pre_norm else x
         context = self.attention.context(attention_input, mask, first_only, packing)
@@ -504,6 +567,8 @@ class Encoder(nn.Module):
     With first_token_only=True it returns (B, 1, H), the last state of position 0 ([CLS]) alone: the
     last block then computes queries, attention output and feed-forward for that one position (keys
     and values still for all). Same numbers, ~1/L less work for heads that read only [CLS].
+    With `chosen` positions (B, T) bool it returns their states alone, (M, H), computed the same way
+    (`run_layers`): the MLM head reads only the masked positions.
 
     A batch with much padding (under PACK_BELOW_FILL real tokens) runs packed: every per-token
     operation sees only the real tokens, so randomly composed batches cost about what length-sorted
@@ -544,9 +609,10 @@ class Encoder(nn.Module):
         attention_mask: torch.Tensor | None = None,
         token_type_ids: torch.Tensor | None = None,
         first_token_only: bool = False,
+        chosen: torch.Tensor | None = None,
     ) -> torch.Tensor:
         hidden = self.embeddings(input_ids, token_type_ids, attention_mask)
-        return self.run_layers(hidden, attention_mask, first_token_only=first_token_only)
+        return self.run_layers(hidden, attention_mask, first_token_only=first_token_only, chosen=chosen)
 
     def run_layers(
         self,
@@ -555,9 +621,14 @@ class Encoder(nn.Module):
         start: int = 0,
         end: int | None = None,
         first_token_only: bool = False,
+        chosen: torch.Tensor | None = None,
     ) -> torch.Tensor:
         """Run blocks[start:end] on hidden states (B, T, H); lets frozen bottoms be cached.
-        first_token_only: the last block run computes position 0 alone (see forward)."""
+        first_token_only: the last block run computes position 0 alone (see forward).
+        chosen: (B, T) bool, real positions only: the last block run computes those positions alone
+        (queries, attention output and feed-forward; keys and values for all), and the result is
+        their states (M, H), in the row-major order of `hidden[chosen]`. The MLM head reads only
+        the masked positions: at 15% masking this spares most of the last block's work."""
         layers = self.layers[start:end]
         mask, packing = None, None  # mask None: nothing is padded, and SDPA takes its fastest path
         real = None if attention_mask is None else int(attention_mask.sum())  # one device sync
@@ -567,17 +638,24 @@ class Encoder(nn.Module):
             if real < PACK_BELOW_FILL * attention_mask.numel() and len(layers) > int(first_token_only):
                 packing = Packing.of(attention_mask, self.config.num_attention_heads)
                 hidden = packing.pack(hidden)
+        queries = None
         for i, layer in enumerate(layers):
-            first_only = first_token_only and i == len(layers) - 1
+            last = i == len(layers) - 1
+            first_only = first_token_only and last
             if first_only and packing is not None:
                 hidden, packing = packing.unpack(hidden), None
+            if chosen is not None and last:
+                queries = Queries.of(chosen, attention_mask, packing)  # None when nothing is chosen
             if self.gradient_checkpointing and self.training and torch.is_grad_enabled():
                 # keep only the block's input; recompute its inside in backward (same dropout masks)
-                hidden = checkpoint(layer, hidden, mask, first_only, packing, use_reentrant=False)
+                hidden = checkpoint(layer, hidden, mask, first_only, packing, queries, use_reentrant=False)
             else:
-                hidden = layer(hidden, mask, first_only=first_only, packing=packing)
+                hidden = layer(hidden, mask, first_only=first_only, packing=packing, queries=queries)
         if self.final_norm is not None and (end is None or end >= len(self.layers)):
             hidden = self.final_norm(hidden)
-        return packing.unpack(hidden) if packing is not None else hidden
+        if queries is not None:
+            return hidden  # (M, H)
+        hidden = packing.unpack(hidden) if packing is not None else hidden
+        return hidden if chosen is None else hidden[chosen]  # no block ran, or nothing chosen
 
 

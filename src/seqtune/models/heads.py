@@ -32,6 +32,10 @@ class Head(nn.Module):
     first_token_only: bool = False
     # Batch entries besides input_ids/attention_mask that forward takes (e.g. the MLM head's positions).
     batch_inputs: ClassVar[tuple[str, ...]] = ()
+    # The batch entry, (B, T) bool, naming the only positions the head reads (the MLM head's masked
+    # positions): the encoder's last block then computes those alone, and forward gets their states
+    # (M, H) without that entry. forward must also take (B, T, H) with the entry (the transformers path).
+    chosen_input: ClassVar[str | None] = None
 
     def forward(self, hidden: torch.Tensor, attention_mask: torch.Tensor, pooler: Pooler | None,
                 **inputs: torch.Tensor):

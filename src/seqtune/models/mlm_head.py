@@ -75,11 +75,14 @@ class MaskedLMHead(Head):
     """forward(hidden (B, T, H), attention_mask, pooler, mlm_positions (B, T) bool | None) -> logits.
 
     With `mlm_positions`: logits (M, V) for the M chosen positions, in row-major order (the order of
-    `hidden[mlm_positions]`). Without: logits (B, T, V) at every position, as `BertForMaskedLM`.
+    `hidden[mlm_positions]`). Without: logits (..., V) at every position of `hidden`, as
+    `BertForMaskedLM` for (B, T, H), or (M, V) for states the encoder computed at the masked positions
+    alone (TaskModel, `chosen_input`).
     Call `tie_weights(encoder)` before use (TaskModel does).
     """
 
     batch_inputs = ("mlm_positions",)
+    chosen_input = "mlm_positions"  # TaskModel passes the masked positions' states alone, (M, H)
 
     def __init__(self, cfg: EncoderConfig):
         super().__init__()

@@ -50,9 +50,12 @@ class TaskModel(nn.Module):
     def forward_from(self, hidden: torch.Tensor, start_layer: int, batch: dict[str, torch.Tensor]):
         """Layers [start_layer:] on `hidden` (B, T, H), then the head: the one path from hidden states
         to logits, shared with models that compute or cache the bottom layers themselves."""
+        chosen = batch.get(self.head.chosen_input) if self.head.chosen_input else None
         hidden = self.encoder.run_layers(hidden, batch["attention_mask"], start_layer,
-                                         first_token_only=self.head.first_token_only)
-        inputs = {k: batch[k] for k in self.head.batch_inputs if k in batch}
+                                         first_token_only=self.head.first_token_only, chosen=chosen)
+        # the chosen positions' states come alone, (M, H): the head is not given the positions again
+        inputs = {k: batch[k] for k in self.head.batch_inputs
+                  if k in batch and not (chosen is not None and k == self.head.chosen_input)}
         return self.head(hidden, batch["attention_mask"], self.encoder.pooler, **inputs)
 
     def hf_state_dict(self) -> dict[str, torch.Tensor]:

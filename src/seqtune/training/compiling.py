@@ -7,7 +7,7 @@ element-wise work (bias + GELU, dropout + residual + LayerNorm, softmax + dropou
 the matrix products stay library calls. The Python around them (packing, one attention call per
 group of a packed batch) stays eager, so batches of any size and length reuse the same compiled
 code: shapes are dynamic from the start (`dynamic=True`), and the few graphs there are (padded,
-packed, [CLS]-only) are compiled once each, at their first batch.
+packed, [CLS]-only, masked positions only) are compiled once each, at their first batch.
 
 Dropout draws its masks from inductor's own generator: a compiled run is as random as an eager one
 but not bit-equal to it, and resuming a compiled run from a checkpoint continues with other masks.
@@ -42,8 +42,9 @@ def contiguous_inputs(attend):
     """Give the compiled attention contiguous q, k and v. A packed batch's attention groups are views
     into one buffer at varying offsets, and dynamo specialises a view that starts at offset 0 apart
     from one that does not (one more graph per layout); copies always start at 0."""
-    def call(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
-        return attend(q.contiguous(), k.contiguous(), v.contiguous(), mask)
+    def call(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: torch.Tensor | None,
+             query_positions: torch.Tensor | None = None) -> torch.Tensor:
+        return attend(q.contiguous(), k.contiguous(), v.contiguous(), mask, query_positions)
     return call
 
 
