@@ -155,9 +155,47 @@ def test_a_new_head_trains_with_and_without_the_frozen_layer_cache(toy, tmp_path
     assert not torch.allclose(fresh.head.classifier.weight, weight_plain)  # the step changed the head
 
 
+class PickedTokensHead(Head):
+    """A toy head that reads only the positions a batch entry "picked" names: (M, num_labels)."""
+
+    batch_inputs = ("picked",)
+
+    def __init__(self, hidden: int, num_labels: int, chosen: bool):
+        super().__init__()
+        self.classifier = nn.Linear(hidden, num_labels)
+        self.chosen_input = "picked" if chosen else None
+
+    def forward(self, hidden, attention_mask, pooler, picked=None):
+        self.seen = tuple(hidden.shape)
+        return self.classifier(hidden if picked is None else hidden[picked])
+
+
+def test_a_head_reading_chosen_positions_gets_their_states_alone(toy):
+    """`chosen_input`: TaskModel hands the head the picked positions' states, (M, H), computed by a last
+    block that runs those positions alone; the logits and gradients equal reading them from the full
+    (B, T, H) output."""
+    checkpoint, task, dataset = toy
+    batch = task.collate(dataset.features[:6])
+    picked = batch["attention_mask"].bool() & (torch.arange(batch["attention_mask"].shape[1]) % 3 == 1)
+    batch["picked"] = picked
+    results = []
+    for chosen in (False, True):
+        torch.manual_seed(0)
+        model, _ = model_for_finetuning(str(checkpoint), task)
+        model = TaskModel(model.encoder, PickedTokensHead(model.encoder.config.hidden_size, 2, chosen)).eval()
+        logits = model(batch)
+        logits.square().sum().backward()
+        results.append((logits.detach(), model.encoder.layers[-1].ffn_in.weight.grad.clone()))
+        width = model.encoder.config.hidden_size
+        assert model.head.seen == ((int(picked.sum()), width) if chosen else (*picked.shape, width))
+    assert results[0][0].shape == (int(picked.sum()), 2)
+    assert torch.allclose(results[0][0], results[1][0], atol=1e-6)
+    assert torch.allclose(results[0][1], results[1][1], atol=1e-6)
+
+
 def test_head_hooks_have_defaults():
     head = MaxPoolHead(8, 2)
-    assert head.first_token_only is False and head.batch_inputs == ()
+    assert head.first_token_only is False and head.batch_inputs == () and head.chosen_input is None
     assert head.load_pretrained({"cls.predictions.bias": torch.zeros(3)}) == []
     before = {k: v.clone() for k, v in head.state_dict().items()}
     assert head.tie_weights(nn.Linear(2, 2)) is None  # the default shares nothing
