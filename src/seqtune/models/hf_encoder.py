@@ -17,9 +17,9 @@ directory is a Hugging Face checkpoint.
   its depth) trains whole; the layer strategies are refused.
 - Config and tokenizer: `hf_config.py` (what `checkpoint.encoder_config_from_dir` returns for these
   model types), `hf_tokenizer.py`.
-- Not on this path: packed blocks, the [CLS]-only last block and the frozen-layer activation cache
-  (transformers runs the encoder whole), so `NATIVE_ADDS` is what the log says a native
-  implementation would add.
+- Not on this path: packed blocks, the [CLS]-only (or masked-positions-only) last block and the
+  frozen-layer activation cache (transformers runs the encoder whole), so `NATIVE_ADDS` is what the
+  log says a native implementation would add.
 """
 
 from __future__ import annotations
@@ -45,8 +45,8 @@ from seqtune.models.hf_config import GenericConfig, class_name_for, import_trans
 from seqtune.models.hf_layout import LAYER_LISTS, Layout, find_layout, top_other_modules
 from seqtune.models.hf_tokenizer import check_tokenizer
 
-NATIVE_ADDS = ("packed blocks that skip padding, a [CLS]-only last block for sequence heads and the "
-               "frozen-layer activation cache")
+NATIVE_ADDS = ("packed blocks that skip padding, a last block that computes only what the head reads "
+               "([CLS] for sequence heads, the masked positions for MLM) and the frozen-layer activation cache")
 # seqtune's head class name (tasks name BERT's) -> transformers' auto class of the family's head.
 AUTO_HEADS = {
     "BertForSequenceClassification": "AutoModelForSequenceClassification",

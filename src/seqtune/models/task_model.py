@@ -31,7 +31,8 @@ from seqtune.models.hf_config import GenericConfig
 from seqtune.tokenization import Tokenizer, check_tokenizer_family, check_vocab_fits
 
 SEQTUNE_FILE = "seqtune.json"
-NATIVE_PATH = "path: native (seqtune's own encoder: packed blocks, [CLS]-only last block, activation cache)"
+NATIVE_PATH = ("path: native (seqtune's own encoder: packed blocks, a last block for what the head reads "
+               "([CLS], masked positions), activation cache)")
 
 
 class TaskModel(nn.Module):
