@@ -75,12 +75,17 @@ def test_compiled_blocks_match_eager(model_type):
 
 def compare(eager, compiled, batches) -> None:
     for ids, mask in batches:
-        for first_token_only in (False, True):
+        # every position; [CLS] alone; chosen positions alone (MLM's masked ones: queries at their positions)
+        chosen = mask.bool() & (torch.arange(mask.shape[1]) % 3 == 1)
+        for reads in ("all", "first", "chosen"):
             results = []
             for model in (eager, compiled):
                 model.zero_grad()
-                out = model.encoder(ids, mask, first_token_only=first_token_only)
-                kept = out[:, 0] if first_token_only else out[mask.bool()]
+                if reads == "chosen":
+                    kept = model.encoder(ids, mask, chosen=chosen)
+                else:
+                    out = model.encoder(ids, mask, first_token_only=reads == "first")
+                    kept = out[:, 0] if reads == "first" else out[mask.bool()]
                 (kept.sin() * torch.arange(kept.shape[-1])).mean().backward()
                 results.append((kept.detach(), {n: p.grad.clone() for n, p in model.named_parameters()
                                                 if p.grad is not None}))
