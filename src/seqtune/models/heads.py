@@ -35,7 +35,8 @@ class Head(nn.Module):
     # The batch entry, (B, T) bool, naming the only positions the head reads (the MLM head's masked
     # positions): the encoder's last block then computes those alone, and forward gets their states
     # (M, H) without that entry. forward must also take (B, T, H) with the entry (the transformers path).
-    chosen_input: ClassVar[str | None] = None
+    # May be set per instance.
+    chosen_input: str | None = None
 
     def forward(self, hidden: torch.Tensor, attention_mask: torch.Tensor, pooler: Pooler | None,
                 **inputs: torch.Tensor):
