@@ -76,6 +76,21 @@ def test_results_and_metrics_record_the_run(tmp_path, tiny_checkpoint):
     assert entry["examples"] == 24 and isinstance(entry["examples"], int)
 
 
+def test_an_epoch_end_that_a_periodic_evaluation_just_scored_is_not_scored_twice(tmp_path, tiny_checkpoint):
+    """24 rows, batches of 8: 3 steps an epoch, evaluated every 3 steps. Each evaluated step appears once in
+    metrics.jsonl (the epoch's end does not evaluate the same model again), and early stopping counts
+    evaluations of different models: with a learning rate too small to change anything, patience 1 stops
+    after the second evaluation (step 6), not at a repeat of the first."""
+    assert main(train_args(tmp_path, tiny_checkpoint, "train.epochs=4", "train.eval_every_steps=3")) == 0
+    records = [json.loads(line) for line in (only_run(tmp_path) / "metrics.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in records if r.get("split") == "dev"] == [3, 6, 9, 12]
+    shutil.rmtree(tmp_path / "runs")
+    assert main(train_args(tmp_path, tiny_checkpoint, "train.epochs=4", "train.eval_every_steps=3",
+                           "train.lr=1e-12", "train.early_stopping_patience=1")) == 0
+    records = [json.loads(line) for line in (only_run(tmp_path) / "metrics.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in records if r.get("split") == "dev"] == [3, 6]
+
+
 def test_the_log_shows_the_strategy_and_every_blocks_learning_rate(tmp_path, tiny_checkpoint):
     args = train_args(tmp_path, tiny_checkpoint, "strategy.reinit_layers=1", "strategy.layer_lr_decay=0.5",
                       "strategy.head_lr=1e-3", "train.lr=1e-4")

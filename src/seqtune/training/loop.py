@@ -250,7 +250,9 @@ def train(
                     if cfg.checkpoint_every_steps and state.step % cfg.checkpoint_every_steps == 0:
                         save_checkpoint()
                     stop_if_requested()
-            if not state.early_stopped:
+            # an epoch's end evaluates unless a periodic evaluation just did, at this very step (the same
+            # model: a second record would count once more against early stopping's patience)
+            if not state.early_stopped and not (state.history and state.history[-1]["step"] == state.step):
                 run_evaluation()
             state.batches = None
             # token-budget batches: a later epoch can hold fewer steps than the first, so epochs count too
