@@ -387,19 +387,20 @@ class Queries:
     width: int
 
     @classmethod
-    def of(cls, chosen: torch.Tensor, attention_mask: torch.Tensor | None, packing: Packing | None) -> Queries | None:
+    def of(cls, chosen: torch.Tensor, packing: Packing | None) -> Queries | None:
         """chosen: (B, T) bool, real positions only. None when nothing is chosen."""
         B, T = chosen.shape
         flat = chosen.reshape(-1).nonzero().squeeze(1)  # (M,) positions in B * T
-        counts = chosen.sum(1)
-        width = int(counts.max()) if flat.numel() else 0
-        if not width:
+        if not flat.numel():
             return None
+        counts = chosen.sum(1)
+        width = int(counts.max())
         sequence, position = flat // T, flat % T
         rank = torch.arange(flat.numel(), device=flat.device) - (counts.cumsum(0) - counts)[sequence]
         slots = sequence * width + rank
         positions = torch.zeros(B * width, dtype=torch.long, device=flat.device).index_copy(0, slots, position)
-        rows = flat if packing is None else (attention_mask.reshape(-1).cumsum(0) - 1)[flat]
+        # packed: a real position's row is its rank among the real positions (packing.index is sorted)
+        rows = flat if packing is None else torch.searchsorted(packing.index, flat)
         return cls(rows, slots, positions.view(B, width), B, T, width)
 
 
@@ -420,11 +421,13 @@ class SelfAttention(nn.Module):
         return self.out(self.context(x, mask, first_only, packing))
 
     def context(self, x: torch.Tensor, mask: torch.Tensor | None, first_only: bool = False,
-                packing: Packing | None = None) -> torch.Tensor:
+                packing: Packing | None = None, queries: Queries | None = None) -> torch.Tensor:
         """The attended values of every head, concatenated: what the output projection `out` takes.
         x: (B, T, H), or (N, H) real tokens when packed; mask: (B, 1, 1, T) bool, True = attend, or
         None when nothing is padded. first_only: only position 0 asks (queries); every position is
-        still attended to. Returns (B, Tq, H), or (N, H) when packed."""
+        still attended to. Returns (B, Tq, H), or (N, H) when packed. queries: see query_context."""
+        if queries is not None:
+            return self.query_context(x, mask, queries, packing)
         N, D = self.num_heads, x.shape[-1] // self.num_heads
         if packing is not None:  # (N, H) real tokens; never with first_only (run_layers unpacks first)
             return self.attend_groups(self.qkv(x), packing, N, D)
@@ -511,12 +514,11 @@ class Layer(nn.Module):
         # queries: compute the outputs of the chosen positions alone, (M, H) (see Encoder.run_layers).
         if queries is not None:
             x = x.reshape(-1, x.shape[-1])  # (B * T, H) or packed (N, H)
-            attention_input = self.attention_norm(x) if self.pre_norm else x
-            context = self.attention.query_context(attention_input, mask, queries, packing)
-            return self.feed_forward(self.add_attention(x.index_select(0, queries.rows), context))
-        residual = x[:, :1] if first_only else x
+            residual = x.index_select(0, queries.rows)
+        else:
+            residual = x[:, :1] if first_only else x
         attention_input = self.attention_norm(x) if self.pre_norm else x
-        context = self.attention.context(attention_input, mask, first_only, packing)
+        context = self.attention.context(attention_input, mask, first_only, packing, queries)
         return self.feed_forward(self.add_attention(residual, context))
 
     def add_attention(self, residual: torch.Tensor, context: torch.Tensor) -> torch.Tensor:
@@ -645,7 +647,7 @@ class Encoder(nn.Module):
             if first_only and packing is not None:
                 hidden, packing = packing.unpack(hidden), None
             if chosen is not None and last:
-                queries = Queries.of(chosen, attention_mask, packing)  # None when nothing is chosen
+                queries = Queries.of(chosen, packing)  # None when nothing is chosen
             if self.gradient_checkpointing and self.training and torch.is_grad_enabled():
                 # keep only the block's input; recompute its inside in backward (same dropout masks)
                 hidden = checkpoint(layer, hidden, mask, first_only, packing, queries, use_reentrant=False)

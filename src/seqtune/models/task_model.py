@@ -55,8 +55,8 @@ class TaskModel(nn.Module):
         hidden = self.encoder.run_layers(hidden, batch["attention_mask"], start_layer,
                                          first_token_only=self.head.first_token_only, chosen=chosen)
         # the chosen positions' states come alone, (M, H): the head is not given the positions again
-        inputs = {k: batch[k] for k in self.head.batch_inputs
-                  if k in batch and not (chosen is not None and k == self.head.chosen_input)}
+        given = self.head.chosen_input if chosen is not None else None
+        inputs = {k: batch[k] for k in self.head.batch_inputs if k in batch and k != given}
         return self.head(hidden, batch["attention_mask"], self.encoder.pooler, **inputs)
 
     def hf_state_dict(self) -> dict[str, torch.Tensor]:
