@@ -49,6 +49,35 @@ def test_char_tokenizer_round_trips_through_save_and_load(tmp_path):
     assert (tmp_path / "vocab.txt").read_text().splitlines()[:5] == list(SPECIAL_TOKENS)
 
 
+def test_esm_char_tokenizer_has_esms_special_tokens_and_template(tmp_path):
+    tok = build_char_tokenizer(PROTEINS, family="esm", vocab_size=32)
+    vocab = tok.backend.get_vocab()
+    letters = sorted(set("".join(PROTEINS)))
+    order = sorted(vocab, key=vocab.get)
+    assert order[:4] == ["<cls>", "<pad>", "<eos>", "<unk>"] and order[4:4 + len(letters)] == letters
+    assert order[4 + len(letters)] == "<mask>" and order[-1] == f"<null_{32 - 5 - len(letters)}>"
+    assert tok.special == {"cls": "<cls>", "sep": "<eos>", "pad": "<pad>", "unk": "<unk>", "mask": "<mask>"}
+    assert (tok.cls_id, tok.pad_id, tok.sep_id, tok.unk_id) == (0, 1, 2, 3)
+    assert tokens(tok, "MK<mask>TA") == ["<cls>", "M", "K", "<mask>", "T", "A", "<eos>"]
+    assert tokens(tok, "MB") == ["<cls>", "M", "<unk>", "<eos>"]
+    assert set(tok.backend.encode("MK", "TA").type_ids) == {0}  # ESM has no token types
+    tok.save(tmp_path)
+    again = load_tokenizer(tmp_path)
+    assert again.kind == "char" and same_vocabulary(tok, again) and again.special == tok.special
+    assert again.backend.encode("MK<mask>TA").ids == tok.backend.encode("MK<mask>TA").ids
+
+
+def test_esm_family_reads_single_residues_only(tmp_path):
+    with pytest.raises(SeqtuneError, match="family esm reads one token per residue.*kmer 3"):
+        build_char_tokenizer(alphabet="ACGT", kmer=3, family="esm")
+    with pytest.raises(SeqtuneError, match="not kind 'wordpiece'"):
+        build_tokenizer(VocabSpec(kind="wordpiece", vocab_size=100), ["hello world"], "corpus", family="esm")
+    build_char_tokenizer(alphabet="ACGT").save(tmp_path)  # a BERT-shaped tokenizer given as model.vocab.path
+    with pytest.raises(SeqtuneError, match=r"starts inputs with '\[CLS\]', but esm models .* start them with '<cls>'"):
+        build_tokenizer(VocabSpec(path=str(tmp_path)), [], "corpus", family="esm")
+    assert build_tokenizer(VocabSpec(path=str(tmp_path)), [], "corpus").kind == "char"
+
+
 def test_kmer_tokenizer_cuts_non_overlapping_kmers_with_short_tail():
     tok = build_char_tokenizer(alphabet="ACGT", kmer=3)
     assert tokens(tok, "ACGTACGT")[1:-1] == ["ACG", "TAC", "GT"]

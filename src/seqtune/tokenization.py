@@ -246,10 +246,15 @@ def esm_from_vocab(vocab: dict[str, int]) -> HFTokenizer:
     pieces = Regex(f"[{singles}]|[^\\s{singles}]+") if singles else Regex("\\S+")
     backend.pre_tokenizer = pre_tokenizers.Sequence([pre_tokenizers.WhitespaceSplit(),
                                                      pre_tokenizers.Split(pieces, behavior="isolated")])
-    backend.post_processor = processors.TemplateProcessing(
+    backend.post_processor = esm_post_processor(vocab)
+    return backend
+
+
+def esm_post_processor(vocab: dict[str, int]) -> processors.TemplateProcessing:
+    """ESM's template: `<cls> A <eos>` / `<cls> A <eos> B <eos>`, all token type 0."""
+    return processors.TemplateProcessing(
         single="<cls> $A <eos>", pair="<cls> $A <eos> $B <eos>",
         special_tokens=[("<cls>", vocab["<cls>"]), ("<eos>", vocab["<eos>"])])
-    return backend
 
 
 def is_esm_vocabulary(vocab: dict[str, int], config: dict) -> bool:

@@ -1,7 +1,10 @@
 """Building a tokenizer from a corpus, for pretraining a model from scratch.
 
 Two kinds, both BERT-shaped (`[CLS] ... [SEP]`, the special tokens [PAD] [UNK] [CLS] [SEP] [MASK] at
-ids 0-4) and both saved as `tokenizer.json` + `vocab.txt` by `Tokenizer.save`:
+ids 0-4) and both saved as `tokenizer.json` + `vocab.txt` by `Tokenizer.save`. A character vocabulary
+for an ESM-shaped model (`family="esm"`) takes ESM's special tokens and template instead
+(`<cls> ... <eos>`; `<cls> <pad> <eos> <unk>` at ids 0-3, the letters, then `<mask>`, as ESM-2's
+vocabulary orders them):
 
 - `build_char_tokenizer`: one token per character (DNA, RNA, protein, any alphabet), or per
   non-overlapping k-mer (`kmer=3`: "MKTAYI" -> MKT AYI), or per overlapping k-mer, one starting at
@@ -28,7 +31,7 @@ from tokenizers import Tokenizer as HFTokenizer
 
 from seqtune.errors import SeqtuneError
 from seqtune.kmers import check_k, require_whole_kmers
-from seqtune.tokenization import SPECIAL_TOKENS, Tokenizer, bert_post_processor
+from seqtune.tokenization import SPECIAL_TOKENS, Tokenizer, bert_post_processor, esm_post_processor
 
 # Named alphabets. N / X stand for an unknown base / residue; B, Z, U, O are the ambiguous and rare
 # amino acids of UniProt.
@@ -38,6 +41,13 @@ ALPHABETS = {
     "protein": "ACDEFGHIKLMNPQRSTVWYXBZUO",
 }
 MAX_KMER_VOCAB = 1_000_000
+# The special tokens of a character vocabulary per model family: (before the letters, after them, padding
+# token pattern, unknown token). BERT: [PAD] [UNK] [CLS] [SEP] [MASK] first; ESM-2: <cls> <pad> <eos> <unk>
+# first and <mask> after the letters.
+CHAR_SPECIALS = {
+    "bert": (SPECIAL_TOKENS, (), "[unused{}]", "[UNK]"),
+    "esm": (("<cls>", "<pad>", "<eos>", "<unk>"), ("<mask>",), "<null_{}>", "<unk>"),
+}
 
 
 @dataclass
@@ -133,11 +143,13 @@ def check_alphabet(texts: Iterable, alphabet: str, source: str, lowercase: bool 
             )
 
 
-def char_vocabulary(letters: str, kmer: int, vocab_size: int | None) -> dict[str, int]:
-    """Special tokens, then every k-mer of the letters (and every shorter tail), then [unusedN] padding."""
+def char_vocabulary(letters: str, kmer: int, vocab_size: int | None, family: str = "bert") -> dict[str, int]:
+    """Special tokens, then every k-mer of the letters (and every shorter tail), then padding tokens
+    ([unusedN]; for ESM: <mask> after the letters, then <null_N>)."""
     if kmer < 1:
         raise SeqtuneError(f"kmer must be at least 1, got {kmer}.")
-    tokens = list(SPECIAL_TOKENS)
+    before, after, padding, _ = CHAR_SPECIALS[family]
+    tokens = list(before)
     count = sum(len(letters) ** k for k in range(1, kmer + 1))
     if count > MAX_KMER_VOCAB:
         raise SeqtuneError(
@@ -147,15 +159,18 @@ def char_vocabulary(letters: str, kmer: int, vocab_size: int | None) -> dict[str
     # The last piece of a word can be shorter than k, so every length 1..k is in the vocabulary.
     for k in range(1, kmer + 1):
         tokens += ["".join(p) for p in itertools.product(letters, repeat=k)]
+    tokens += after
     if vocab_size is not None:
         if vocab_size < len(tokens):
+            specials = len(before) + len(after)
             raise SeqtuneError(
                 f"vocab_size {vocab_size} is smaller than the {len(tokens)} tokens needed: "
-                f"{len(SPECIAL_TOKENS)} special tokens + {len(tokens) - len(SPECIAL_TOKENS)} "
+                f"{specials} special tokens + {len(tokens) - specials} "
                 f"{'characters' if kmer == 1 else f'k-mers (k <= {kmer})'} of the alphabet "
                 f"{letters!r}. Raise vocab_size or leave it unset."
             )
-        tokens += [f"[unused{i}]" for i in range(vocab_size - len(tokens))]
+        first = 1 if family == "esm" else 0  # ESM-2 names its padding token <null_1>
+        tokens += [padding.format(i + first) for i in range(vocab_size - len(tokens))]
     return {t: i for i, t in enumerate(tokens)}
 
 
@@ -168,14 +183,17 @@ def build_char_tokenizer(
     source: str = "corpus",
     model_max_length: int = 512,
     overlap: bool = False,
+    family: str = "bert",
 ) -> Tokenizer:
     """A tokenizer with one token per character (or k-mer) of `alphabet` or of the corpus.
 
     texts: strings or corpus records (`.text`, `.where`), used to learn the letters when no alphabet
     is given and to check the corpus against a given alphabet. With an alphabet, texts may be empty.
     overlap: overlapping k-mers, one per position (`kmers.py`); kmer must be in `kmers.K_RANGE`.
+    family: "bert" ([CLS] a [SEP], token types 0/1) or "esm" (<cls> a <eos>, one token per character).
     Returns a `seqtune.tokenization.Tokenizer` of kind "char".
     """
+    check_family_vocab(VocabSpec(kmer=kmer, kmer_overlap=overlap), family)
     if overlap:
         check_k(kmer)
     texts = _as_texts(texts)
@@ -187,8 +205,9 @@ def build_char_tokenizer(
         check_alphabet(texts, letters, source, lowercase)
     if overlap:
         require_whole_kmers(texts, kmer)  # before a model is written for a corpus it cannot read
-    vocab = char_vocabulary(letters, kmer, vocab_size)
-    backend = HFTokenizer(models.WordLevel(vocab, unk_token="[UNK]"))
+    vocab = char_vocabulary(letters, kmer, vocab_size, family)
+    before, after, padding, unk = CHAR_SPECIALS[family]
+    backend = HFTokenizer(models.WordLevel(vocab, unk_token=unk))
     if lowercase:
         backend.normalizer = normalizers.Lowercase()
     # Words at whitespace, then pieces of up to k characters (k = 1: single characters).
@@ -196,8 +215,9 @@ def build_char_tokenizer(
         pre_tokenizers.WhitespaceSplit(),
         pre_tokenizers.Split(Regex(f".{{1,{kmer}}}"), behavior="isolated"),
     ])
-    backend.add_special_tokens([t for t in vocab if t in SPECIAL_TOKENS or t.startswith("[unused")])
-    backend.post_processor = bert_post_processor(vocab)
+    pad_prefix = padding.split("{")[0]
+    backend.add_special_tokens([t for t in vocab if t in before or t in after or t.startswith(pad_prefix)])
+    backend.post_processor = esm_post_processor(vocab) if family == "esm" else bert_post_processor(vocab)
     backend.decoder = decoders.Fuse()
     return Tokenizer(backend, lowercase=lowercase, model_max_length=model_max_length, kind="char",
                      overlapping_kmer=kmer if overlap else 0)
@@ -245,15 +265,40 @@ def build_wordpiece_tokenizer(
     return Tokenizer(backend, lowercase=lowercase, model_max_length=model_max_length, kind="wordpiece")
 
 
-def build_tokenizer(spec: VocabSpec, texts: Iterable, source: str, model_max_length: int = 512) -> Tokenizer:
-    """The tokenizer that `spec` describes (see `VocabSpec`)."""
-    if spec.path is not None:
-        from seqtune.tokenization import load_tokenizer
+def check_family_vocab(spec: VocabSpec, family: str) -> None:
+    """An ESM-shaped encoder reads one token per residue: a character vocabulary without k-mers (or the
+    tokenizer of model.vocab.path, checked when it is loaded)."""
+    if family not in CHAR_SPECIALS:
+        raise SeqtuneError(f"no vocabulary for the family {family!r}; use one of {', '.join(CHAR_SPECIALS)}.")
+    if family != "esm" or spec.path is not None:
+        return
+    if spec.kind != "char" or spec.kmer != 1 or spec.kmer_overlap:
+        raise SeqtuneError(
+            "model.architecture.family esm reads one token per residue, as ESM-2 does: it needs a character "
+            f"vocabulary of single letters (model.vocab.kind char, kmer 1, no kmer_overlap), not kind {spec.kind!r}"
+            f"{f' with kmer {spec.kmer}' if spec.kmer != 1 else ''}{' overlapping' if spec.kmer_overlap else ''}."
+        )
 
-        return load_tokenizer(spec.path)
+
+def build_tokenizer(spec: VocabSpec, texts: Iterable, source: str, model_max_length: int = 512,
+                    family: str = "bert") -> Tokenizer:
+    """The tokenizer that `spec` describes (see `VocabSpec`), for an encoder of `family` (bert, esm)."""
+    check_family_vocab(spec, family)
+    if spec.path is not None:
+        from seqtune.tokenization import FAMILY_CLS_TOKENS, load_tokenizer
+
+        tokenizer = load_tokenizer(spec.path)
+        found, expected = tokenizer.special.get("cls"), FAMILY_CLS_TOKENS[family]
+        if found != expected:
+            raise SeqtuneError(
+                f"model.vocab.path {spec.path}: the tokenizer starts inputs with {found!r}, but {family} models "
+                f"(model.architecture.family {family}) start them with {expected!r}. Use a tokenizer of that "
+                "family, or set model.architecture.family to the tokenizer's."
+            )
+        return tokenizer
     if spec.kind == "char":
         return build_char_tokenizer(texts, spec.alphabet, spec.kmer, spec.vocab_size, spec.lowercase,
-                                    source, model_max_length, spec.kmer_overlap)
+                                    source, model_max_length, spec.kmer_overlap, family)
     if spec.vocab_size is None:
         raise SeqtuneError("model.vocab.vocab_size is required for a wordpiece vocabulary (e.g. 30000).")
     if spec.alphabet is not None or spec.kmer != 1:

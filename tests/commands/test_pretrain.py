@@ -58,6 +58,46 @@ def test_pretrain_from_scratch_writes_a_bert_for_masked_lm(pretrained):
                                    hf(input_ids=ids).logits, rtol=1e-4, atol=1e-4)
 
 
+def test_pretrain_an_esm_shaped_model_from_scratch(demo, tmp_path, capsys, caplog):
+    """model.architecture.family esm: an EsmForMaskedLM with ESM's special tokens that transformers
+    loads with the same logits and token ids, and that fine-tunes and fills masks."""
+    transformers = pytest.importorskip("transformers")
+    code = main(["pretrain", *sets(f"data.train={demo['unlabelled']}", f"data.dev={demo['dev']}",
+                                   "data.text_column=sequence", "data.max_length=48",
+                                   "model.vocab.alphabet=ACDEFGHIKLMNPQRSTVWY", "model.architecture.family=esm",
+                                   "model.architecture.layers=1", "model.architecture.hidden=32",
+                                   "model.architecture.heads=2", "model.architecture.max_positions=64",
+                                   "train.epochs=1", f"output_dir={tmp_path}", "name=esm", *FAST)])
+    assert code == 0
+    assert "encoder ESM shape (rotary positions, pre-LayerNorm)" in caplog.text
+    model_dir = next(p for p in tmp_path.glob("esm-*") if "init" not in p.name) / "model"
+    config = json.loads((model_dir / "config.json").read_text())
+    assert config["architectures"] == ["EsmForMaskedLM"] and config["position_embedding_type"] == "rotary"
+    assert config["pad_token_id"] == 1 and config["mask_token_id"] == 24 and "type_vocab_size" not in config
+    weights = read_weights(model_dir)
+    assert "lm_head.dense.weight" in weights and "esm.encoder.emb_layer_norm_after.weight" in weights
+    assert not any("position_embeddings" in k or "token_type" in k for k in weights)
+
+    hf = transformers.EsmForMaskedLM.from_pretrained(model_dir).eval()
+    text = "ACDEF<mask>GHIKW"
+    ids = torch.tensor([transformers.AutoTokenizer.from_pretrained(model_dir)(text)["input_ids"]])
+    from seqtune.inference import load_masked_lm
+    from seqtune.tokenization import load_tokenizer
+
+    tokenizer = load_tokenizer(model_dir)
+    assert ids[0].tolist() == tokenizer.encode_batch([text])[0].ids and ids[0, 0] == 0 and ids[0, -1] == 2
+    ours, _ = load_masked_lm(str(model_dir), "cpu")
+    with torch.no_grad():
+        torch.testing.assert_close(ours({"input_ids": ids, "attention_mask": torch.ones_like(ids)}),
+                                   hf(input_ids=ids).logits, rtol=1e-4, atol=1e-4)
+    assert main(["fill-mask", str(model_dir), "ACD<mask>FG", "--top-k", "2"]) == 0
+    assert "<mask> at token 4:" in capsys.readouterr().out
+    code = main(["train", *sets("task.type=residues", f"model.path={model_dir}", f"data.train={demo['train']}",
+                                f"data.dev={demo['dev']}", "data.text_column=sequence", "data.label_column=labels",
+                                "data.max_length=48", "train.epochs=1", f"output_dir={tmp_path / 'ft'}", *FAST)])
+    assert code == 0
+
+
 def test_fill_mask_command(pretrained, capsys):
     assert main(["fill-mask", str(pretrained / "model"), "ACD[MASK]FG", "--top-k", "2"]) == 0
     out = capsys.readouterr().out
@@ -118,6 +158,11 @@ def test_from_scratch_bad_inputs(tmp_path, capsys):
     assert "empty" in capsys.readouterr().err
     assert main(["pretrain", *sets(*base, "task.type=classification")]) == 2
     assert "task.type mlm" in capsys.readouterr().err
+    assert main(["pretrain", *sets(*base, "model.architecture.family=esm", "model.vocab.kmer=3")]) == 2
+    assert "family esm reads one token per residue" in capsys.readouterr().err
+    assert main(["pretrain", *sets(*base, "model.architecture.family=roberta")]) == 2
+    assert "model.architecture.family" in capsys.readouterr().err
+    assert not list(tmp_path.glob("*-init-*"))  # refused before a model was written
 
 
 def test_init_only_writes_the_random_baseline(tmp_path, capsys):

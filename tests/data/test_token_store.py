@@ -290,8 +290,10 @@ def test_character_table_gives_the_tokenizers_ids(tmp_path):
     chunks with anything else (spaces, unknown letters) go through the tokenizer."""
     rng = np.random.default_rng(3)
     texts = ["".join(rng.choice(list("acgtACGT"), size=int(rng.integers(1, 50)))) for _ in range(50)]
-    for tok in (build_char_tokenizer(alphabet="acgt", lowercase=True), build_char_tokenizer(alphabet="ACGTacgt")):
+    for tok in (build_char_tokenizer(alphabet="acgt", lowercase=True), build_char_tokenizer(alphabet="ACGTacgt"),
+                build_char_tokenizer(alphabet="ACGTacgt", family="esm", vocab_size=16)):  # <cls> ... <null_N>
         table = token_store.char_table(tok)
+        assert table is not None
         ids, lengths = token_store._by_table(table, texts)
         expected = tok.backend.encode_batch(texts, add_special_tokens=False)
         assert ids.tolist() == [i for e in expected for i in e.ids]

@@ -495,7 +495,7 @@ def char_table(tokenizer: Tokenizer) -> np.ndarray | None:
     if normalizer is not None and type(normalizer).__name__ != "Lowercase":
         return None
     vocab = tokenizer.backend.get_vocab()
-    if any(len(t) > 1 and not (t.startswith("[") and t.endswith("]")) for t in vocab):
+    if any(len(t) > 1 and not (len(t) > 2 and (t[0], t[-1]) in (("[", "]"), ("<", ">"))) for t in vocab):
         return None  # k-mers
     table = np.full(256, -1, dtype=np.int64)
     for byte in range(128):

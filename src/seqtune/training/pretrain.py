@@ -1,8 +1,9 @@
 """`pretrain_from_config`: masked-language-model pretraining, from scratch or continued.
 
-From scratch (model.path unset): read the corpus, build the tokenizer (`model.vocab`), configure the
-encoder (`model.architecture`), write a randomly initialised `BertForMaskedLM` directory next to the
-run directory, then train it with the ordinary loop (`train_from_config`).
+From scratch (model.path unset): read the corpus, build the tokenizer (`model.vocab`, with the special
+tokens of `model.architecture.family`), configure the encoder (`model.architecture`), write a randomly
+initialised `BertForMaskedLM` (or `EsmForMaskedLM`) directory next to the run directory, then train it
+with the ordinary loop (`train_from_config`).
 
 Continued (domain-adaptive) pretraining (model.path set): train the checkpoint on the new corpus
 with its own vocabulary; its MLM head (`cls.predictions.*`, or its family's: `lm_head.*`, `vocab_*`)
@@ -47,6 +48,7 @@ from seqtune.vocab_builder import (
     VocabSpec,
     build_tokenizer,
     check_alphabet,
+    check_family_vocab,
     corpus_characters,
     resolve_alphabet,
     same_vocabulary,
@@ -64,10 +66,12 @@ def prepare_from_scratch(cfg: RunConfig) -> Path:
     """Build tokenizer + random model for `cfg`; returns the new checkpoint directory."""
     check_pretraining_config(cfg)
     spec = cfg.model.vocab or VocabSpec()
-    tokenizer = tokenizer_from_corpus(spec, cfg)
-    source = Path(cfg.data.train).name
     arch = cfg.model.architecture or ArchitectureSpec()
-    enc_cfg = encoder_config(arch, tokenizer.vocab_size, tokenizer.pad_id, max_length_for(cfg, None))
+    check_family_vocab(spec, arch.family)  # before the corpus is read
+    tokenizer = tokenizer_from_corpus(spec, cfg, family=arch.family)
+    source = Path(cfg.data.train).name
+    enc_cfg = encoder_config(arch, tokenizer.vocab_size, tokenizer.pad_id, max_length_for(cfg, None),
+                             tokenizer.mask_id)
     path = write_initial_model(initial_model_dir(cfg), enc_cfg, tokenizer, seed=cfg.train.seed)
     ensure_console()
     logger.info(f"from scratch: {tokenizer.kind} vocabulary of {tokenizer.vocab_size} tokens from {source}; "
@@ -75,8 +79,9 @@ def prepare_from_scratch(cfg: RunConfig) -> Path:
     return path
 
 
-def tokenizer_from_corpus(spec: VocabSpec, cfg: RunConfig, chunk: int = 10_000) -> Tokenizer:
-    """The tokenizer `spec` describes, learnt from or checked against the training corpus.
+def tokenizer_from_corpus(spec: VocabSpec, cfg: RunConfig, chunk: int = 10_000, family: str = "bert") -> Tokenizer:
+    """The tokenizer `spec` describes for an encoder of `family`, learnt from or checked against the
+    training corpus.
 
     A character vocabulary streams the corpus in chunks of records (its letters, or the check against
     a given alphabet), so memory does not grow with the corpus; a WordPiece vocabulary is trained on
@@ -84,11 +89,11 @@ def tokenizer_from_corpus(spec: VocabSpec, cfg: RunConfig, chunk: int = 10_000) 
     d = cfg.data
     records = iter_corpus(d.train, d.format, d.text_column, d.max_rows, d.header, d.encoding)
     if spec.kind != "char" or spec.path is not None:
-        return build_tokenizer(spec, list(records), Path(d.train).name)
+        return build_tokenizer(spec, list(records), Path(d.train).name, family=family)
     source = Path(d.train).name
     letters = resolve_alphabet(spec.alphabet)
     if letters is not None and d.token_store and not spec.kmer_overlap:  # overlapping k-mers: no store (mlm.py)
-        tokenizer = build_tokenizer(spec, (), source)
+        tokenizer = build_tokenizer(spec, (), source, family=family)
         stored = existing_store(store_spec(d, d.train), tokenizer)
         if stored is not None:  # built from this file with this alphabet: every letter was checked then
             logger.info(f"{source}: letters already checked against the alphabet (token store {stored})")
@@ -109,7 +114,7 @@ def tokenizer_from_corpus(spec: VocabSpec, cfg: RunConfig, chunk: int = 10_000) 
     if letters is None and not seen:
         raise SeqtuneError(f"{source}: the corpus is empty (no characters to build a vocabulary from).")
     alphabet = spec.alphabet if letters is not None else "".join(sorted(seen))
-    return build_tokenizer(replace(spec, alphabet=alphabet), (), source)
+    return build_tokenizer(replace(spec, alphabet=alphabet), (), source, family=family)
 
 
 def check_continued(cfg: RunConfig) -> None:
