@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import shutil
 import subprocess
 import sys
@@ -89,6 +90,24 @@ def test_an_epoch_end_that_a_periodic_evaluation_just_scored_is_not_scored_twice
                            "train.lr=1e-12", "train.early_stopping_patience=1")) == 0
     records = [json.loads(line) for line in (only_run(tmp_path) / "metrics.jsonl").read_text().splitlines()]
     assert [r["step"] for r in records if r.get("split") == "dev"] == [3, 6]
+
+
+def test_every_epoch_runs_to_its_last_batch_when_epochs_differ_in_batches(tmp_path, tiny_checkpoint):
+    """Random token-budget batches give the epochs different batch counts (here 20-22): the run plans its
+    steps from every epoch's count, so it ends at the last batch of the last epoch (not at epochs x the first
+    epoch's count, a batch or two early or late) and each epoch's end is evaluated as epoch 1, 2, 3, 4."""
+    assert main(train_args(tmp_path, tiny_checkpoint, "train.epochs=4", "train.max_tokens=14",
+                           "train.length_buckets=1")) == 0
+    run = only_run(tmp_path)
+    planned = re.search(r"(\d+)-(\d+) steps/epoch, (\d+) optimiser steps", (run / "log.txt").read_text())
+    assert planned and int(planned[1]) < int(planned[2])  # the epochs differ
+    records = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    assert [r["epoch"] for r in records] == [1, 2, 3, 4]
+    steps = [r["step"] for r in records]
+    per_epoch = [b - a for a, b in zip([0, *steps], steps)]
+    assert len(set(per_epoch)) > 1 and steps[-1] == int(planned[3])
+    results = json.loads((run / "results.json").read_text())["train"]
+    assert results["steps"] == steps[-1] and results["epochs"] == 4
 
 
 def test_the_log_shows_the_strategy_and_every_blocks_learning_rate(tmp_path, tiny_checkpoint):

@@ -8,6 +8,7 @@ continues exactly where it was, bit for bit on the same machine.
 
 from __future__ import annotations
 
+import copy
 import math
 import time
 from collections.abc import Callable
@@ -87,6 +88,17 @@ class LoopState:
     history: list[dict] = field(default_factory=list)  # the records of metrics.jsonl so far
 
 
+def micro_batches_per_epoch(first: list, generator: np.random.Generator, draw: Callable, epochs: float,
+                            world: World) -> list[int]:
+    """This process's micro-batches in each epoch the run starts (ceil(epochs) of them): the first
+    epoch's batches are `first`; the later ones are drawn from `generator` (a copy of the one that will
+    order them), since token-budget batches give an epoch a batch or two more or fewer than another."""
+    def mine(batches: list) -> int:
+        return len(batches) // world.size if world.distributed else len(batches)
+
+    return [mine(first)] + [mine(draw(generator)) for _ in range(math.ceil(epochs) - 1)]
+
+
 def train(
     model: torch.nn.Module,
     task: Task,
@@ -120,8 +132,14 @@ def train(
         return training_batches(lengths, cfg.batch_size, cfg.max_tokens, generator, cfg.length_buckets)
 
     epoch_batches = batches_of_an_epoch(rng)  # one generator for every epoch's order
-    steps_per_epoch = math.ceil(len(distributed.shard(epoch_batches, world)) / cfg.grad_accum_steps)
-    total_steps = max(1, math.ceil(cfg.epochs * steps_per_epoch))
+    per_epoch = micro_batches_per_epoch(epoch_batches, copy.deepcopy(rng), batches_of_an_epoch, cfg.epochs, world)
+    whole = int(cfg.epochs)
+    total_micro = sum(per_epoch[:whole]) + (math.ceil((cfg.epochs - whole) * per_epoch[whole]) if whole < len(per_epoch)
+                                            else 0)
+    # whole steps: the micro-batches of an unfinished accumulation at the very end are never stepped
+    total_steps = max(1, total_micro // cfg.grad_accum_steps)
+    steps_per_epoch = sorted({math.ceil(n / cfg.grad_accum_steps) for n in per_epoch})
+    epoch_length = per_epoch[0]  # micro-batches of the current epoch (this process's)
     curve_every = max(1, total_steps // 200)  # the run report's loss/lr curves: about 200 points a run
     optimizer = build_optimizer(model, cfg, strategy)
     schedule = build_schedule(optimizer, cfg, total_steps)
@@ -138,7 +156,8 @@ def train(
             f"{state.position} of its batches done)")
     else:
         distributed.decorrelate(task, world)
-        log(f"training: {len(train_set.features)} inputs (windows counted apart), {steps_per_epoch} steps/epoch, "
+        spread = "-".join(map(str, sorted({steps_per_epoch[0], steps_per_epoch[-1]})))  # "200" or "200-201"
+        log(f"training: {len(train_set.features)} inputs (windows counted apart), {spread} steps/epoch, "
             f"{total_steps} optimiser steps, lr {cfg.lr:g}")
     progress = Progress(total_steps, cfg.progress, log, initial=state.step)
     stops = StopRequests(log)
@@ -147,8 +166,12 @@ def train(
         """train.lr times the schedule's factor now (blocks with their own rate scale alike)."""
         return cfg.lr * schedule.lr_lambdas[0](schedule.last_epoch)
 
+    def epochs_done() -> float:
+        """Whole epochs done plus the share of the current one's batches (an epoch's end: a whole number)."""
+        return round(max(0, state.epoch - 1) + state.position / max(1, epoch_length), 3)
+
     def run_evaluation() -> None:
-        entry = {"step": state.step, "epoch": round(state.step / steps_per_epoch, 3),
+        entry = {"step": state.step, "epoch": epochs_done(),
                  "train_loss": state.loss_sum / max(1, state.loss_count), "lr": current_lr(),
                  "train_curve": state.curve}
         state.loss_sum, state.loss_count, state.curve = 0.0, 0, []
@@ -177,7 +200,7 @@ def train(
         if not world.is_main:
             return None
         loop = {**asdict(state), "batches": None if state.batches is None else [list(b) for b in state.batches]}
-        saved = checkpoints.save(state.step, round(state.step / steps_per_epoch, 3),
+        saved = checkpoints.save(state.step, epochs_done(),
                                  checkpointing.capture(model, optimizer, schedule, scaler, task, loop, ranks))
         return saved.name
 
@@ -206,6 +229,7 @@ def train(
                 state.epoch += 1
                 state.position = 0
             mine = distributed.shard(state.batches, world, lengths, cfg.grad_accum_steps, state.micro - state.position)
+            epoch_length = len(mine)
             while state.position < len(mine):
                 idx = mine[state.position]
                 start = time.perf_counter()
@@ -266,7 +290,7 @@ def train(
     tokens = sum(distributed.all_gather(state.tokens_seen, world))  # of every process
     return {
         "steps": state.step,
-        "epochs": round(state.step / steps_per_epoch, 3),
+        "epochs": epochs_done(),
         "train_seconds": round(state.train_seconds, 2),
         "train_tokens": tokens,
         "tokens_per_second": round(tokens / max(state.train_seconds, 1e-9), 1),
