@@ -50,13 +50,14 @@ def write_subset(source: Path, target: Path, rows: int | None) -> Path:
     return target
 
 
-def fresh_model(directory: Path, preset: str, max_length: int, seed: int) -> tuple[Path, str]:
-    """A randomly initialised character-level BERT directory (Hugging Face layout)."""
+def fresh_model(directory: Path, preset: str, max_length: int, seed: int, family: str = "bert") -> tuple[Path, str]:
+    """A randomly initialised character-level BERT (or ESM-shaped) directory (Hugging Face layout)."""
     from seqtune.models.presets import ArchitectureSpec, describe, encoder_config, write_initial_model
     from seqtune.vocab_builder import build_char_tokenizer
 
-    tokenizer = build_char_tokenizer(alphabet="protein")
-    cfg = encoder_config(ArchitectureSpec(preset=preset), tokenizer.vocab_size, tokenizer.pad_id, max_length)
+    tokenizer = build_char_tokenizer(alphabet="protein", family=family)
+    cfg = encoder_config(ArchitectureSpec(preset=preset, family=family), tokenizer.vocab_size, tokenizer.pad_id,
+                         max_length, tokenizer.mask_id)
     write_initial_model(directory, cfg, tokenizer, seed=seed)
     return directory, describe(cfg)
 
@@ -80,6 +81,8 @@ def cb513_scores(model_dir: Path, work: Path) -> dict:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--preset", default="tiny", help="encoder size: tiny (2x128), mini (4x256), small, ...")
+    parser.add_argument("--family", default="bert", choices=["bert", "esm"],
+                        help="shape of the fresh encoder: BERT's, or ESM-2's (rotary positions, pre-LayerNorm)")
     parser.add_argument("--model", default=None,
                         help="start from this checkpoint (e.g. a `seqtune pretrain` run's model/) instead of random "
                              "weights; the same recipe otherwise")
@@ -113,8 +116,8 @@ def main() -> None:
     if args.model:
         model_dir, model_description = Path(args.model), f"pretrained checkpoint {args.model}"
     else:
-        model_dir, model_description = fresh_model(work / f"scratch_{args.preset}", args.preset, args.max_length,
-                                                   args.seed)
+        model_dir, model_description = fresh_model(work / f"scratch_{args.family}_{args.preset}", args.preset,
+                                                   args.max_length, args.seed, args.family)
         model_description = f"from scratch, preset {args.preset}: {model_description}"
     train = write_subset(DATA / "train.csv", work / f"train_first{args.train_proteins}.csv", args.train_proteins)
     test = write_subset(DATA / "test_new364.csv", work / f"test_first{args.test_proteins}.csv", args.test_proteins)
