@@ -46,6 +46,11 @@ SPECIAL_NAMES = {"cls": ("[CLS]", "<s>", "<cls>"), "sep": ("[SEP]", "</s>", "<eo
                  "unk": ("[UNK]", "<unk>"), "mask": ("[MASK]", "<mask>")}
 
 
+def is_special_name(token: str) -> bool:
+    """A special or padding token's name: [CLS], [unused3], <mask>, <null_1> (not a letter or a word)."""
+    return len(token) > 2 and (token[0], token[-1]) in (("[", "]"), ("<", ">"))
+
+
 ENCODE_CHUNK = 4096  # texts per call of the Rust tokenizer (see encodings_in_chunks)
 
 

@@ -24,7 +24,7 @@ from __future__ import annotations
 import itertools
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Literal
+from typing import Literal, NamedTuple
 
 from tokenizers import Regex, decoders, models, normalizers, pre_tokenizers, trainers
 from tokenizers import Tokenizer as HFTokenizer
@@ -41,12 +41,23 @@ ALPHABETS = {
     "protein": "ACDEFGHIKLMNPQRSTVWYXBZUO",
 }
 MAX_KMER_VOCAB = 1_000_000
-# The special tokens of a character vocabulary per model family: (before the letters, after them, padding
-# token pattern, unknown token). BERT: [PAD] [UNK] [CLS] [SEP] [MASK] first; ESM-2: <cls> <pad> <eos> <unk>
-# first and <mask> after the letters.
+
+
+class CharSpecials(NamedTuple):
+    """A family's special tokens in a character vocabulary, and how it names padding tokens."""
+
+    before: tuple[str, ...]  # before the letters
+    after: tuple[str, ...]  # after them
+    unk: str
+    padding: str  # the name of padding token i: padding.format(i + first_padding)
+    first_padding: int
+
+
+# BERT: [PAD] [UNK] [CLS] [SEP] [MASK] first, then [unused0]...; ESM-2: <cls> <pad> <eos> <unk> first,
+# <mask> after the letters, then <null_1>...
 CHAR_SPECIALS = {
-    "bert": (SPECIAL_TOKENS, (), "[unused{}]", "[UNK]"),
-    "esm": (("<cls>", "<pad>", "<eos>", "<unk>"), ("<mask>",), "<null_{}>", "<unk>"),
+    "bert": CharSpecials(SPECIAL_TOKENS, (), "[UNK]", "[unused{}]", 0),
+    "esm": CharSpecials(("<cls>", "<pad>", "<eos>", "<unk>"), ("<mask>",), "<unk>", "<null_{}>", 1),
 }
 
 
@@ -143,13 +154,15 @@ def check_alphabet(texts: Iterable, alphabet: str, source: str, lowercase: bool 
             )
 
 
-def char_vocabulary(letters: str, kmer: int, vocab_size: int | None, family: str = "bert") -> dict[str, int]:
+def char_vocabulary(letters: str, kmer: int, vocab_size: int | None,
+                    family: str = "bert") -> tuple[dict[str, int], list[str]]:
     """Special tokens, then every k-mer of the letters (and every shorter tail), then padding tokens
-    ([unusedN]; for ESM: <mask> after the letters, then <null_N>)."""
+    ([unusedN]; for ESM: <mask> after the letters, then <null_N>). Returns the vocabulary and its
+    special and padding tokens."""
     if kmer < 1:
         raise SeqtuneError(f"kmer must be at least 1, got {kmer}.")
-    before, after, padding, _ = CHAR_SPECIALS[family]
-    tokens = list(before)
+    specials = CHAR_SPECIALS[family]
+    tokens = list(specials.before)
     count = sum(len(letters) ** k for k in range(1, kmer + 1))
     if count > MAX_KMER_VOCAB:
         raise SeqtuneError(
@@ -159,19 +172,19 @@ def char_vocabulary(letters: str, kmer: int, vocab_size: int | None, family: str
     # The last piece of a word can be shorter than k, so every length 1..k is in the vocabulary.
     for k in range(1, kmer + 1):
         tokens += ["".join(p) for p in itertools.product(letters, repeat=k)]
-    tokens += after
+    tokens += specials.after
     if vocab_size is not None:
         if vocab_size < len(tokens):
-            specials = len(before) + len(after)
+            n_special = len(specials.before) + len(specials.after)
             raise SeqtuneError(
                 f"vocab_size {vocab_size} is smaller than the {len(tokens)} tokens needed: "
-                f"{specials} special tokens + {len(tokens) - specials} "
+                f"{n_special} special tokens + {len(tokens) - n_special} "
                 f"{'characters' if kmer == 1 else f'k-mers (k <= {kmer})'} of the alphabet "
                 f"{letters!r}. Raise vocab_size or leave it unset."
             )
-        first = 1 if family == "esm" else 0  # ESM-2 names its padding token <null_1>
-        tokens += [padding.format(i + first) for i in range(vocab_size - len(tokens))]
-    return {t: i for i, t in enumerate(tokens)}
+        tokens += [specials.padding.format(i + specials.first_padding) for i in range(vocab_size - len(tokens))]
+    first = len(specials.before)
+    return {t: i for i, t in enumerate(tokens)}, tokens[:first] + tokens[first + count:]
 
 
 def build_char_tokenizer(
@@ -205,9 +218,8 @@ def build_char_tokenizer(
         check_alphabet(texts, letters, source, lowercase)
     if overlap:
         require_whole_kmers(texts, kmer)  # before a model is written for a corpus it cannot read
-    vocab = char_vocabulary(letters, kmer, vocab_size, family)
-    before, after, padding, unk = CHAR_SPECIALS[family]
-    backend = HFTokenizer(models.WordLevel(vocab, unk_token=unk))
+    vocab, special = char_vocabulary(letters, kmer, vocab_size, family)
+    backend = HFTokenizer(models.WordLevel(vocab, unk_token=CHAR_SPECIALS[family].unk))
     if lowercase:
         backend.normalizer = normalizers.Lowercase()
     # Words at whitespace, then pieces of up to k characters (k = 1: single characters).
@@ -215,8 +227,7 @@ def build_char_tokenizer(
         pre_tokenizers.WhitespaceSplit(),
         pre_tokenizers.Split(Regex(f".{{1,{kmer}}}"), behavior="isolated"),
     ])
-    pad_prefix = padding.split("{")[0]
-    backend.add_special_tokens([t for t in vocab if t in before or t in after or t.startswith(pad_prefix)])
+    backend.add_special_tokens(special)
     backend.post_processor = esm_post_processor(vocab) if family == "esm" else bert_post_processor(vocab)
     backend.decoder = decoders.Fuse()
     return Tokenizer(backend, lowercase=lowercase, model_max_length=model_max_length, kind="char",

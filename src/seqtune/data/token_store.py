@@ -43,7 +43,7 @@ import numpy as np
 from seqtune.data.corpus import CorpusRecord, check_known_tokens, window_bounds
 from seqtune.errors import SeqtuneError
 from seqtune.files import fsync_directory, write_text
-from seqtune.tokenization import Tokenizer
+from seqtune.tokenization import Tokenizer, is_special_name
 
 FORMAT_VERSION = 1
 CHUNK_CHARACTERS = 1 << 20  # characters tokenized per encode_batch call
@@ -495,7 +495,7 @@ def char_table(tokenizer: Tokenizer) -> np.ndarray | None:
     if normalizer is not None and type(normalizer).__name__ != "Lowercase":
         return None
     vocab = tokenizer.backend.get_vocab()
-    if any(len(t) > 1 and not (len(t) > 2 and (t[0], t[-1]) in (("[", "]"), ("<", ">"))) for t in vocab):
+    if any(len(t) > 1 and not is_special_name(t) for t in vocab):
         return None  # k-mers
     table = np.full(256, -1, dtype=np.int64)
     for byte in range(128):

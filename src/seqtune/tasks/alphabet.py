@@ -19,15 +19,14 @@ from collections import Counter
 from collections.abc import Callable
 
 from seqtune.logs import logger
-from seqtune.tokenization import Tokenizer
+from seqtune.tokenization import Tokenizer, is_special_name
 
 UNKNOWN_WARNING_SHARE = 0.02  # warn when more than this share of the input tokens are [UNK]
 
 
 def regular_tokens(tokenizer: Tokenizer) -> list[str]:
     """The vocabulary without special and [unusedN] / <null_1> tokens, WordPiece's "##" taken off."""
-    return [t.removeprefix("##") for t in tokenizer.backend.get_vocab()
-            if not (len(t) > 2 and (t[0], t[-1]) in (("[", "]"), ("<", ">")))]
+    return [t.removeprefix("##") for t in tokenizer.backend.get_vocab() if not is_special_name(t)]
 
 
 def is_character_vocabulary(tokenizer: Tokenizer) -> bool:

@@ -290,7 +290,7 @@ class MaskedLMTask(Task):
     def describe(self) -> str:
         m = self.masking
         return (f"masked language model, {self.tokenizer.vocab_size} tokens ({self.tokenizer.kind}), "
-                f"masking {m.probability:.0%} ({m.mask_fraction:.0%} {self.tokenizer.special['mask']}, {m.random_fraction:.0%} "
-                f"random){', whole words' if self.uses_word_ids else ''}"
+                f"masking {m.probability:.0%} ({m.mask_fraction:.0%} {self.tokenizer.special['mask']}, "
+                f"{m.random_fraction:.0%} random){', whole words' if self.uses_word_ids else ''}"
                 f"{f', spans of {self.tokenizer.overlapping_kmer} overlapping k-mers' if self.tokenizer.overlapping_kmer else ''}")
 

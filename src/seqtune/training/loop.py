@@ -9,9 +9,10 @@ continues exactly where it was, bit for bit on the same machine.
 from __future__ import annotations
 
 import copy
+import itertools
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from contextlib import nullcontext
 from dataclasses import asdict, dataclass, field
 
@@ -88,15 +89,13 @@ class LoopState:
     history: list[dict] = field(default_factory=list)  # the records of metrics.jsonl so far
 
 
-def micro_batches_per_epoch(first: list, generator: np.random.Generator, draw: Callable, epochs: float,
+def micro_batches_per_epoch(first: Sequence, generator: np.random.Generator, draw: Callable, epochs: float,
                             world: World) -> list[int]:
     """This process's micro-batches in each epoch the run starts (ceil(epochs) of them): the first
     epoch's batches are `first`; the later ones are drawn from `generator` (a copy of the one that will
     order them), since token-budget batches give an epoch a batch or two more or fewer than another."""
-    def mine(batches: list) -> int:
-        return len(batches) // world.size if world.distributed else len(batches)
-
-    return [mine(first)] + [mine(draw(generator)) for _ in range(math.ceil(epochs) - 1)]
+    later = (draw(generator) for _ in range(math.ceil(epochs) - 1))  # one epoch's batches held at a time
+    return [len(distributed.shard(batches, world)) for batches in itertools.chain([first], later)]
 
 
 def train(
@@ -133,13 +132,11 @@ def train(
 
     epoch_batches = batches_of_an_epoch(rng)  # one generator for every epoch's order
     per_epoch = micro_batches_per_epoch(epoch_batches, copy.deepcopy(rng), batches_of_an_epoch, cfg.epochs, world)
-    whole = int(cfg.epochs)
-    total_micro = sum(per_epoch[:whole]) + (math.ceil((cfg.epochs - whole) * per_epoch[whole]) if whole < len(per_epoch)
-                                            else 0)
+    # the whole epochs, then the asked share of the last one (per_epoch[-1] when epochs is fractional)
+    total_micro = sum(per_epoch[:int(cfg.epochs)]) + math.ceil(cfg.epochs % 1 * per_epoch[-1])
     # whole steps: the micro-batches of an unfinished accumulation at the very end are never stepped
     total_steps = max(1, total_micro // cfg.grad_accum_steps)
-    steps_per_epoch = sorted({math.ceil(n / cfg.grad_accum_steps) for n in per_epoch})
-    epoch_length = per_epoch[0]  # micro-batches of the current epoch (this process's)
+    epoch_length = 1  # micro-batches of the current epoch (this process's), set as each epoch starts
     curve_every = max(1, total_steps // 200)  # the run report's loss/lr curves: about 200 points a run
     optimizer = build_optimizer(model, cfg, strategy)
     schedule = build_schedule(optimizer, cfg, total_steps)
@@ -156,7 +153,8 @@ def train(
             f"{state.position} of its batches done)")
     else:
         distributed.decorrelate(task, world)
-        spread = "-".join(map(str, sorted({steps_per_epoch[0], steps_per_epoch[-1]})))  # "200" or "200-201"
+        fewest, most = (math.ceil(n / cfg.grad_accum_steps) for n in (min(per_epoch), max(per_epoch)))
+        spread = f"{fewest}" if fewest == most else f"{fewest}-{most}"  # "200" or "200-201"
         log(f"training: {len(train_set.features)} inputs (windows counted apart), {spread} steps/epoch, "
             f"{total_steps} optimiser steps, lr {cfg.lr:g}")
     progress = Progress(total_steps, cfg.progress, log, initial=state.step)
