@@ -115,6 +115,21 @@ def format_metrics(metrics: dict) -> str:
     return ", ".join(f"{k} {v}" if isinstance(v, int) else f"{k} {v:.4f}" for k, v in scalar_metrics(metrics).items())
 
 
+def single_predicted_label(metrics: dict) -> str | None:
+    """The label that every prediction went to, when the gold labels are two or more and the
+    predictions one: a model stuck at one class (often the majority, e.g. every residue coil). None
+    otherwise, and for metrics without a labels x labels `confusion_matrix` (rows gold, columns
+    predicted; classification, tagging and residue labelling give one)."""
+    confusion = metrics.get("confusion_matrix")
+    if not isinstance(confusion, dict) or "labels" not in confusion:
+        return None
+    matrix = np.asarray(confusion["matrix"])
+    if matrix.ndim != 2 or matrix.shape[0] != matrix.shape[1] or matrix.size == 0:
+        return None
+    predicted, gold = np.flatnonzero(matrix.sum(axis=0)), np.flatnonzero(matrix.sum(axis=1))
+    return str(confusion["labels"][predicted[0]]) if len(predicted) == 1 and len(gold) >= 2 else None
+
+
 # ---- saved models ---------------------------------------------------------------------------------
 
 # Task settings a saved model may take at evaluate/predict time: they change decoding or

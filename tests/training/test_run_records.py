@@ -10,10 +10,14 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 from conftest import write_sentiment_tsv
 
 from seqtune.cli import main
+from seqtune.inference import single_predicted_label
+from seqtune.tasks.token_metrics import label_report
+from seqtune.training import loop
 from seqtune.logs import TqdmConsoleHandler
 from seqtune.training.progress import Progress
 
@@ -125,6 +129,35 @@ def test_log_file_lines_are_time_stamped_and_counts_are_integers(tmp_path, tiny_
     assert all(line[:4].isdigit() and line[4] == "-" for line in lines)
     (evaluation,) = [line for line in lines if "eval @ step" in line]
     assert "examples 24" in evaluation and "examples 24.0000" not in evaluation
+
+
+def test_single_predicted_label_names_a_model_stuck_at_one_label():
+    labels = ["C", "E", "H"]
+    gold = np.array([0, 0, 1, 2, 2])
+    stuck = label_report(gold, np.zeros(5, dtype=int), labels)
+    assert single_predicted_label(stuck) == "C"
+    assert single_predicted_label(label_report(gold, np.array([0, 0, 1, 2, 0]), labels)) is None  # varied
+    assert single_predicted_label(label_report(np.zeros(3, dtype=int), np.zeros(3, dtype=int), labels)) is None  # gold one label
+    assert single_predicted_label({"pearson": 0.1}) is None  # no confusion matrix (regression, QA, multi-label)
+    assert single_predicted_label(label_report(np.array([], dtype=int), np.array([], dtype=int), labels)) is None
+
+
+def test_the_log_warns_when_every_dev_prediction_is_one_label(tmp_path, tiny_checkpoint, monkeypatch):
+    """The loop reads the dev metrics' confusion matrix: predictions moved into one column (as a model stuck
+    at the majority class gives them) get a warning line with what to try; the run still finishes."""
+    real = loop.distributed_evaluate
+
+    def one_column(*args):
+        metrics = real(*args)
+        matrix = metrics["confusion_matrix"]["matrix"]
+        metrics["confusion_matrix"]["matrix"] = [[sum(row), *[0] * (len(row) - 1)] for row in matrix]
+        return metrics
+
+    monkeypatch.setattr(loop, "distributed_evaluate", one_column)
+    assert main(train_args(tmp_path, tiny_checkpoint, "train.epochs=2")) == 0
+    log = (only_run(tmp_path) / "log.txt").read_text()
+    first = json.loads((only_run(tmp_path) / "model" / "config.json").read_text())["id2label"]["0"]
+    assert log.count(f"warning: every dev prediction is '{first}'") == 2 and "train.warmup_ratio" in log
 
 
 # ---- progress output ---------------------------------------------------------------------------------

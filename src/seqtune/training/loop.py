@@ -27,6 +27,7 @@ from seqtune.inference import (
     evaluate,
     format_metrics,
     scalar_metrics,
+    single_predicted_label,
     to_device,
 )
 from seqtune.tasks.base import EncodedDataset, Task
@@ -179,6 +180,11 @@ def train(
             improved = best.update(metrics, state.step, entry["epoch"])
             log(f"eval @ step {state.step} (epoch {entry['epoch']:g}): {format_metrics(metrics)}"
                 f"{'  *best*' if improved else ''}")
+            stuck = single_predicted_label(metrics)
+            if stuck is not None:
+                log(f"warning: every dev prediction is {stuck!r}, one label for everything. If later evaluations "
+                    f"say so too, try a longer warm-up (train.warmup_ratio), a lower train.lr, or "
+                    f"task.class_weights: auto")
             if improved:
                 on_best()
             patience = cfg.early_stopping_patience
