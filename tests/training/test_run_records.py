@@ -16,9 +16,9 @@ from conftest import write_sentiment_tsv
 
 from seqtune.cli import main
 from seqtune.inference import single_predicted_label
+from seqtune.logs import TqdmConsoleHandler
 from seqtune.tasks.token_metrics import label_report
 from seqtune.training import loop
-from seqtune.logs import TqdmConsoleHandler
 from seqtune.training.progress import Progress
 
 
